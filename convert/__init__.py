@@ -1,0 +1,1 @@
+"""Convert a PEFT LoRA fine-tune into a quantized GGUF: read, merge, write, quantize, verify."""

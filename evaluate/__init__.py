@@ -1,0 +1,1 @@
+"""Evaluate a GGUF: perplexity, KL divergence against another quant, answer quality."""

@@ -1,0 +1,3 @@
+from ozfig.cli import main
+
+raise SystemExit(main())

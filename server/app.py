@@ -1,0 +1,35 @@
+"""The application factory: `create_app(settings)` builds the ASGI app and its runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from .api import health, prompt
+from .http_errors import EXCEPTION_HANDLERS
+from .runtime import Runtime
+from .settings import Settings
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    runtime = runtime or Runtime.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    routes = [
+        Route("/", prompt.root, methods=["GET"]),
+        Route("/health", health.health, methods=["GET"]),
+        Route("/prompt/{query:path}", prompt.prompt, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,65 @@
+"""`ozfig serve`: start the HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import StartupError
+from .settings import add_arguments, from_sources
+
+log = logging.getLogger("ozfig.server")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "serve",
+        help="serve the model over HTTP (GET /prompt/<query>, /health)",
+        description=(
+            "Serve a GGUF chat model over HTTP. The port is bound at once; /health answers 503 until the "
+            "model is loaded. Every flag can also be set with the OZFIG_* environment variable shown."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ozfig.cli import setup_logging
+
+    from .app import create_app
+    from .engine.model import check_gguf_file
+    from .model_source import parse_hub_reference
+    from .runtime import Runtime
+
+    settings = from_sources(args)
+    setup_logging(settings.log_level)
+    if parse_hub_reference(settings.model) is None:
+        check_gguf_file(settings.model)  # fail at once, before binding the port
+    runtime = Runtime.from_settings(settings)
+    app = create_app(settings, runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    failure: list[StartupError] = []
+
+    def on_fatal(exc: StartupError) -> None:
+        failure.append(exc)
+        server.should_exit = True
+
+    runtime.on_fatal = on_fatal
+    server.run()
+    if failure:
+        print(f"ozfig: error: {failure[0].message}", file=sys.stderr)
+        return 1
+    return 0

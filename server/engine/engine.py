@@ -1,0 +1,143 @@
+"""The engine as the HTTP layer sees it: submit a prompt, get an async stream, cancel.
+
+Routes only use `Engine.generate` (an async context manager yielding a `Generation`)
+and `Engine.stats`; what decodes inside — the multi-sequence scheduler — can change
+without touching them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..errors import DeadlineExceededError, EngineError, OverloadedError, PromptTooLongError
+from .model import LlamaModel
+from .sampling import SamplingParams
+from .scheduler import EngineStats, Finished, Job, Scheduler
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    slots: int
+    ctx: int
+    batch: int = 512
+    threads: int = 0
+    max_waiting: int = 64
+    request_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+
+
+class Generation:
+    """One answer being generated: iterate for text pieces; `result` once it has ended."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, prompt_tokens: int) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self.job: Job | None = None
+        self.result: Finished | None = None
+        self.prompt_tokens = prompt_tokens
+
+    def _deliver(self, events: list[object]) -> None:
+        """Called on the engine thread."""
+        self._loop.call_soon_threadsafe(self._receive, events)
+
+    def _receive(self, events: list[object]) -> None:
+        for event in events:
+            self._queue.put_nowait(event)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        while self.result is None:
+            event = await self._queue.get()
+            if isinstance(event, Finished):
+                self.result = event
+                if event.reason == "error":
+                    raise EngineError(event.error or "generation failed")
+                if event.reason == "timeout":
+                    raise DeadlineExceededError("the answer took longer than the request deadline")
+                return
+            assert isinstance(event, str)
+            yield event
+
+    async def text(self) -> str:
+        return "".join([piece async for piece in self])
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def cancel(self) -> None:
+        if self.job is not None and self.result is None:
+            self.job.cancelled = True
+
+
+class Engine:
+    def __init__(self, model: LlamaModel, config: EngineConfig) -> None:
+        self.model = model
+        self.config = config
+        self.scheduler = Scheduler(
+            model,
+            n_slots=config.slots,
+            n_ctx=config.ctx,
+            n_batch=config.batch,
+            threads=config.threads,
+            max_waiting=config.max_waiting,
+        )
+        self.scheduler.start()
+
+    @property
+    def stats(self) -> EngineStats:
+        return self.scheduler.stats
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int) -> int:
+        """The max_tokens that fits beside the prompt, or PromptTooLongError."""
+        room = self.config.ctx - prompt_tokens
+        if room < 1:
+            raise PromptTooLongError(
+                f"the prompt has {prompt_tokens} tokens; the context holds {self.config.ctx} (prompt and answer together)"
+            )
+        return min(max_tokens, room)
+
+    def submit(self, request: GenerationRequest) -> Generation:
+        max_tokens = self.check_fits(len(request.prompt), request.max_tokens)
+        loop = asyncio.get_running_loop()
+        gen = Generation(loop, len(request.prompt))
+        job = Job(
+            prompt=list(request.prompt),
+            max_tokens=max_tokens,
+            sampling=request.sampling,
+            deliver=gen._deliver,
+            deadline=time.monotonic() + self.config.request_timeout,
+        )
+        gen.job = job
+        if not self.scheduler.submit(job):
+            raise OverloadedError(
+                f"all {self.config.slots} slots are busy and {self.config.max_waiting} requests are waiting; retry shortly",
+                retry_after=2,
+            )
+        return gen
+
+    @contextlib.asynccontextmanager
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Generation]:
+        """Submit; on leaving the block early (error, client gone) the answer is cancelled."""
+        gen = self.submit(request)
+        try:
+            yield gen
+        finally:
+            if not gen.finished:
+                gen.cancel()
+                self.scheduler.wake()
+
+    def close(self) -> None:
+        self.scheduler.close()

@@ -1,0 +1,349 @@
+"""The thread that owns the llama.cpp context and decodes many sequences together.
+
+Each step builds one `llama_batch`: one token for every answer being generated, then
+chunks of the prompts of newly admitted requests, up to `n_batch` tokens in all. Every
+request has its own sequence id in the (unified) KV cache, its own sampler chain and its
+own stop conditions; its KV cells are removed as soon as it ends. Events go back to the
+asyncio side once per step, in one call.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import llama_cpp as lc
+
+from .model import ContextParams, LlamaModel
+from .sampling import SamplingParams, build_sampler
+from .stops import StopMatcher
+
+log = logging.getLogger("ozfig.engine")
+
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+
+
+@dataclass
+class Job:
+    """One request as the scheduler sees it. The asyncio side reads, never writes, but `cancelled`."""
+
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+    deliver: Callable[[list[object]], None]  # called on the engine thread with this step's events
+    deadline: float | None = None
+    cancelled: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+    time_to_first_token: float | None = None
+
+
+@dataclass
+class EngineStats:
+    """Counters the engine thread updates and anyone may read."""
+
+    slots: int = 0
+    busy_slots: int = 0
+    queue_depth: int = 0
+    requests_total: int = 0
+    requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
+    prompt_tokens_total: int = 0
+    completion_tokens_total: int = 0
+    decode_steps_total: int = 0
+    decode_seconds_total: float = 0.0
+    ttft_seconds: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
+    recent_tokens: collections.deque[tuple[float, int]] = field(
+        default_factory=lambda: collections.deque(maxlen=256)
+    )
+
+    def tokens_per_second(self, window: float = 10.0) -> float:
+        now = time.monotonic()
+        recent = [(t, n) for t, n in list(self.recent_tokens) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0][0], 1e-6)
+        return sum(n for _, n in recent) / span
+
+
+@dataclass
+class _Slot:
+    seq: int
+    job: Job
+    sampler: lc.llama_sampler_p
+    stop: StopMatcher
+    decoder: codecs.IncrementalDecoder
+    fed: int = 0  # prompt tokens already in the KV cache
+    pos: int = 0  # next position of this sequence
+    last: int = -1  # last sampled token, fed at the next step
+    generated: int = 0
+    batch_index: int = -1  # where this slot's logits are in the current batch
+
+
+class Scheduler:
+    """Owns the context; call `start`, then `submit` from any thread; `close` to end."""
+
+    def __init__(
+        self, model: LlamaModel, *, n_slots: int, n_ctx: int, n_batch: int, threads: int, max_waiting: int
+    ) -> None:
+        self.model = model
+        self.n_slots = n_slots
+        self.n_ctx = n_ctx  # per sequence
+        self.n_batch = max(n_batch, n_slots)
+        self.prompt_chunk = n_batch
+        self.max_waiting = max_waiting
+        self.ctx = model.new_context(
+            ContextParams(n_ctx=n_ctx * n_slots, n_batch=self.n_batch, n_seq=n_slots, threads=threads)
+        )
+        self.memory = lc.llama_get_memory(self.ctx)
+        self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
+        self.slots: list[_Slot | None] = [None] * n_slots
+        self.waiting: collections.deque[Job] = collections.deque()
+        self.cond = threading.Condition()
+        self.stats = EngineStats(slots=n_slots)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ozfig-engine", daemon=True)
+
+    # --- any thread -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> bool:
+        """Queue a job; False when the waiting queue is full."""
+        with self.cond:
+            free = sum(1 for s in self.slots if s is None)
+            if len(self.waiting) >= self.max_waiting + free:
+                return False
+            self.waiting.append(job)
+            self.stats.requests_total += 1
+            self.stats.queue_depth = len(self.waiting)
+            self.cond.notify()
+        return True
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            self._stopping = True
+            self.cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        for slot in self.slots:
+            if slot is not None:
+                lc.llama_sampler_free(slot.sampler)
+        self.slots = [None] * self.n_slots
+        if self.batch is not None:
+            lc.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx:
+            lc.llama_free(self.ctx)
+            self.ctx = None  # type: ignore[assignment]
+
+    @property
+    def free_slots(self) -> int:
+        return sum(1 for s in self.slots if s is None)
+
+    # --- engine thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    while not self._stopping and not self.waiting and all(s is None for s in self.slots):
+                        self.cond.wait()
+                    if self._stopping:
+                        break
+                    admitted = self._admit()
+                for slot in admitted:
+                    self._start_slot(slot)
+                self._drop_cancelled()
+                self._step()
+        except Exception:  # the engine thread must never die silently
+            log.exception("the engine thread failed")
+            self._fail_all("the engine failed; see the server log")
+        finally:
+            self._fail_all("the server is shutting down", reason="cancelled")
+
+    def _admit(self) -> list[_Slot]:
+        started: list[_Slot] = []
+        now = time.monotonic()
+        while self.waiting and None in self.slots:
+            job = self.waiting.popleft()
+            if job.cancelled:
+                self._finish_job(job, "cancelled", 0)
+                continue
+            if job.deadline is not None and now > job.deadline:
+                self._finish_job(job, "timeout", 0)
+                continue
+            seq = self.slots.index(None)
+            slot = _Slot(
+                seq=seq,
+                job=job,
+                sampler=build_sampler(job.sampling, self.model.n_vocab),
+                stop=StopMatcher(job.sampling.stop),
+                decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+            )
+            self.slots[seq] = slot
+            started.append(slot)
+        self.stats.queue_depth = len(self.waiting)
+        self.stats.busy_slots = self.n_slots - self.free_slots
+        return started
+
+    def _start_slot(self, slot: _Slot) -> None:
+        lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+
+    def _drop_cancelled(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot is None:
+                continue
+            if slot.job.cancelled:
+                self._end(slot, "cancelled")
+            elif slot.job.deadline is not None and now > slot.job.deadline:
+                self._end(slot, "timeout")
+
+    def _step(self) -> None:
+        """One decode of every running answer, then one chunk of one waiting prompt.
+
+        The two go to llama.cpp in separate calls, and a prompt is cut at fixed multiples of
+        `prompt_chunk`: a request's prompt is processed the same way whatever else runs, so its
+        KV cache does not depend on other requests (llama.cpp's kernels do depend on which rows
+        share a call).
+        """
+        active = [s for s in self.slots if s is not None]
+        running = [s for s in active if s.fed == len(s.job.prompt)]
+        if running:
+            n = 0
+            for slot in running:
+                n = self._put(self.batch, n, slot.last, slot.pos, slot.seq, True)
+                slot.batch_index = n - 1
+                slot.pos += 1
+            if self._decode(n, running):
+                self._sample(running)
+        waiting = [s for s in active if s.fed < len(s.job.prompt) and self.slots[s.seq] is s]
+        if not waiting:
+            return
+        filling = min(waiting, key=lambda s: s.job.submitted)  # oldest request first
+        prompt = filling.job.prompt
+        end = min(len(prompt), filling.fed + self.prompt_chunk)
+        n = 0
+        for i in range(filling.fed, end):
+            n = self._put(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
+            filling.pos += 1
+        filling.fed = end
+        filling.batch_index = n - 1
+        if self._decode(n, [filling]) and end == len(prompt):
+            self._sample([filling])
+
+    def _decode(self, n: int, slots: list[_Slot]) -> bool:
+        self.batch.n_tokens = n
+        t0 = time.perf_counter()
+        rc = lc.llama_decode(self.ctx, self.batch)
+        self.stats.decode_seconds_total += time.perf_counter() - t0
+        self.stats.decode_steps_total += 1
+        if rc == 0:
+            return True
+        log.error("llama_decode returned %d for a batch of %d tokens", rc, n)
+        for slot in slots:
+            self._end(slot, "error", error=f"llama.cpp could not decode (code {rc})")
+        return False
+
+    @staticmethod
+    def _put(batch: lc.llama_batch, n: int, token: int, pos: int, seq: int, logits: bool) -> int:
+        batch.token[n] = token
+        batch.pos[n] = pos  # type: ignore[call-overload]
+        batch.n_seq_id[n] = 1
+        batch.seq_id[n][0] = seq
+        batch.logits[n] = logits
+        return n + 1
+
+    def _sample(self, active: list[_Slot]) -> None:
+        now = time.monotonic()
+        produced = 0
+        outbox: dict[int, list[object]] = {}
+        for slot in active:
+            token = lc.llama_sampler_sample(slot.sampler, self.ctx, slot.batch_index)
+            slot.last = token
+            slot.generated += 1
+            produced += 1
+            job = slot.job
+            if job.first_token_at is None:
+                job.first_token_at = now
+                self.stats.ttft_seconds.append(now - job.submitted)
+            if self.model.is_eog(token):
+                self._end(slot, "stop")
+                continue
+            text = slot.decoder.decode(self.model.piece(token))
+            emit, stopped = slot.stop.feed(text)
+            if emit:
+                outbox.setdefault(slot.seq, []).append(emit)
+            if stopped:
+                self._end(slot, "stop", pending=outbox.pop(slot.seq, []))
+            elif slot.generated >= job.max_tokens or slot.pos >= self.n_ctx:
+                self._end(slot, "length", pending=outbox.pop(slot.seq, []))
+        for seq, events in outbox.items():
+            slot_ = self.slots[seq]
+            if slot_ is not None:
+                slot_.job.deliver(events)
+        self.stats.completion_tokens_total += produced
+        self.stats.recent_tokens.append((now, produced))
+
+    def _end(
+        self,
+        slot: _Slot,
+        reason: FinishReason,
+        *,
+        error: str | None = None,
+        pending: list[object] | None = None,
+    ) -> None:
+        events = list(pending or [])
+        if reason in ("stop", "length"):
+            tail = slot.decoder.decode(b"", final=True)
+            rest, _ = slot.stop.feed(tail)
+            rest += slot.stop.flush()
+            if rest:
+                events.append(rest)
+        lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+        lc.llama_sampler_free(slot.sampler)
+        self.slots[slot.seq] = None
+        self.stats.busy_slots = self.n_slots - self.free_slots
+        self.stats.prompt_tokens_total += slot.fed
+        self._finish_job(slot.job, reason, slot.generated, events, error)
+
+    def _finish_job(
+        self,
+        job: Job,
+        reason: FinishReason,
+        generated: int,
+        events: list[object] | None = None,
+        error: str | None = None,
+    ) -> None:
+        ttft = job.first_token_at - job.submitted if job.first_token_at is not None else None
+        self.stats.requests_finished[reason] += 1
+        done = Finished(reason, len(job.prompt), generated, error, ttft)
+        job.deliver([*(events or []), done])
+
+    def _fail_all(self, message: str, reason: FinishReason = "error") -> None:
+        for slot in list(self.slots):
+            if slot is not None:
+                self._end(slot, reason, error=message)
+        with self.cond:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+        for job in waiting:
+            self._finish_job(job, reason, 0, error=message)

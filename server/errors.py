@@ -1,0 +1,117 @@
+"""ozfig's own exception types.
+
+Each error that can reach a user carries its HTTP status and a short reason; `http.py`
+maps them to answers in one place. Startup errors carry a paragraph that tells the user
+what to do; the CLI prints it and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class OzfigError(Exception):
+    """Base of every error ozfig raises on purpose."""
+
+    status: int = 500
+    code: str = "internal_error"
+    kind: str = "server_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SettingsError(OzfigError):
+    """A setting is out of its limits or of the wrong type."""
+
+    status = 400
+    code = "bad_setting"
+
+
+# --- startup ---------------------------------------------------------------------------
+
+
+class StartupError(OzfigError):
+    """The server cannot start; the message says what to do."""
+
+    status = 503
+    code = "startup_failed"
+
+
+class ModelNotFoundError(StartupError):
+    code = "model_not_found"
+
+
+class ModelFormatError(StartupError):
+    code = "model_not_gguf"
+
+
+class ModelLoadError(StartupError):
+    code = "model_load_failed"
+
+
+class ModelFetchError(StartupError):
+    code = "model_fetch_failed"
+
+
+# --- requests --------------------------------------------------------------------------
+
+
+class RequestError(OzfigError):
+    """Something is wrong with what the client sent."""
+
+    status = 400
+    code = "invalid_request"
+    kind = "invalid_request_error"
+
+
+class QueryTooLongError(RequestError):
+    status = 414
+    code = "query_too_long"
+
+
+class PromptTooLongError(RequestError):
+    status = 400
+    code = "context_length_exceeded"
+
+
+class BodyTooLargeError(RequestError):
+    status = 413
+    code = "body_too_large"
+
+
+class NotFoundError(RequestError):
+    status = 404
+    code = "not_found"
+
+
+class ServiceUnavailableError(OzfigError):
+    """The server cannot take the request now; the client may retry."""
+
+    status = 503
+    code = "unavailable"
+    kind = "server_error"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelLoadingError(ServiceUnavailableError):
+    code = "model_loading"
+
+
+class OverloadedError(ServiceUnavailableError):
+    code = "overloaded"
+
+
+class DeadlineExceededError(OzfigError):
+    status = 504
+    code = "deadline_exceeded"
+    kind = "timeout_error"
+
+
+class EngineError(OzfigError):
+    """llama.cpp failed while generating."""
+
+    status = 500
+    code = "engine_failed"

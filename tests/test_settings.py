@@ -1,0 +1,54 @@
+import argparse
+
+import pytest
+
+from server.errors import SettingsError
+from server.settings import DEFAULT_MODEL, Settings, add_arguments, from_sources
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_follow_the_original() -> None:
+    s = from_sources(parse([]), environ={})
+    assert (s.port, s.ctx, s.max_tokens, s.temperature, s.gpu_layers) == (8080, 4096, 512, 0.7, -1)
+    assert s.model == DEFAULT_MODEL
+    assert s.search_url == "https://api.duckduckgo.com/"
+    assert 1 <= s.search_timeout <= 5
+
+
+def test_flag_beats_environment_beats_default() -> None:
+    env = {"OZFIG_PORT": "9000", "OZFIG_MAX_TOKENS": "64"}
+    s = from_sources(parse(["--port", "9100"]), environ=env)
+    assert s.port == 9100
+    assert s.max_tokens == 64
+    assert s.ctx == 4096
+
+
+def test_every_field_has_a_flag_an_env_var_and_a_description() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    text = parser.format_help()
+    for name in Settings.__dataclass_fields__:
+        assert "--" + name.replace("_", "-") in text
+        assert "OZFIG_" + name.upper() in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        (["--port", "70000"], {}, "--port / OZFIG_PORT must be at most 65535"),
+        ([], {"OZFIG_CTX": "12"}, "--ctx / OZFIG_CTX must be at least 256"),
+        ([], {"OZFIG_TEMPERATURE": "warm"}, "must be float"),
+        ([], {"OZFIG_LOG_LEVEL": "loud"}, "must be one of"),
+    ],
+)
+def test_out_of_limits_values_are_refused_with_the_reason(
+    argv: list[str], env: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        from_sources(parse(argv), environ=env)
+    assert fragment in info.value.message
