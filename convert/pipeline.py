@@ -1,0 +1,270 @@
+"""`ozfig convert` from start to end: check, plan, write, quantize, verify, move into place.
+
+Every refusal (bad input, DoRA, another architecture, shapes that do not fit, existing
+destination, too little disk) happens before the first byte is written. The output is
+built under temporary names beside the destination and renamed there only once it has
+been written, quantized and verified.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .adapter import Adapter, open_adapter
+from .errors import ShapeMismatchError, UnsupportedError
+from .hub import ADAPTER_FILES, BASE_FILES, TOKENIZER_FILES, is_hub_id, resolve
+from .llama import LlamaParams, gguf_name, params_from_config, permute_heads
+from .merge import plan_tensors, vocab_rows
+from .output import SafeOutput, human, sigterm_as_interrupt
+from .quantize import QUANT_TYPES, quantize
+from .read import BaseCheckpoint, TensorStore, checkpoint_files, read_json
+from .tokenizer import has_tokenizer, load_vocab
+from .verify import verify_adapter, verify_model
+from .write import FLOAT_TYPES, AdapterTensorPair, ModelMeta, Q, model_tensors, write_adapter, write_model
+
+log = logging.getLogger("ozfig.convert")
+
+OUT_TYPES = (*QUANT_TYPES, *FLOAT_TYPES)
+ADAPTER_OUT_TYPES = tuple(FLOAT_TYPES)
+
+
+@dataclass
+class ConvertOptions:
+    base: str
+    out: Path
+    adapter: str | None = None
+    tokenizer: str | None = None
+    quant: str | None = None  # None: Q4_K_M for a model, F16 for --adapter-only
+    adapter_only: bool = False
+    force: bool = False
+    threads: int = 0
+    revision: str | None = None
+    name: str | None = None
+    verify: bool = True
+
+
+@dataclass
+class Result:
+    path: Path
+    size: int
+    kind: str
+    quant: str
+    tensors: int
+    seconds: float
+    facts: list[str] = field(default_factory=list)
+
+
+class Reporter:
+    """Where progress and facts go; the CLI prints them, tests may collect them."""
+
+    def __init__(self, progress: bool = True, say: Callable[[str], None] | None = None) -> None:
+        self.progress = progress
+        self._say = say
+
+    def say(self, msg: str) -> None:
+        if self._say is None:
+            log.info("%s", msg)
+        else:
+            self._say(msg)
+
+    def warn(self, msg: str) -> None:
+        if self._say is None:
+            log.warning("%s", msg)
+        else:
+            self._say(f"warning: {msg}")
+
+    def bar(self, total: int, desc: str, unit: str) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total, desc=desc, unit=unit, unit_scale=unit == "B", disable=not self.progress, leave=False
+        )
+
+
+def _display_name(opts: ConvertOptions, base_dir: Path, adapter_dir: Path | None) -> str:
+    if opts.name:
+        return opts.name
+    source = opts.adapter or opts.base
+    return source if is_hub_id(source) and not Path(source).exists() else (adapter_dir or base_dir).name
+
+
+def convert(opts: ConvertOptions, report: Reporter) -> Result:
+    started = time.monotonic()
+    quant = (opts.quant or ("F16" if opts.adapter_only else "Q4_K_M")).upper()
+    if opts.adapter_only:
+        if not opts.adapter:
+            raise UnsupportedError("--adapter-only needs --adapter.")
+        if quant not in ADAPTER_OUT_TYPES:
+            raise UnsupportedError(
+                f"an adapter GGUF holds float tensors: --quant must be one of {', '.join(ADAPTER_OUT_TYPES)} "
+                f"with --adapter-only, not {quant}."
+            )
+    elif quant not in OUT_TYPES:
+        raise UnsupportedError(f"--quant {quant} is not one of {', '.join(OUT_TYPES)}.")
+    output = SafeOutput(opts.out, opts.force)
+    output.check()
+
+    with output, sigterm_as_interrupt():
+        if opts.adapter_only:
+            result = _convert_adapter(opts, quant, output, report)
+        else:
+            result = _convert_model(opts, quant, output, report)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _open_adapter(opts: ConvertOptions, report: Reporter) -> Adapter | None:
+    if not opts.adapter:
+        return None
+    folder = resolve(opts.adapter, "adapter", ADAPTER_FILES, None)
+    adapter = open_adapter(folder)
+    for warning in adapter.warnings:
+        report.warn(warning)
+    report.say(f"adapter: {adapter.describe()}")
+    return adapter
+
+
+def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report: Reporter) -> Result:
+    base_dir = resolve(opts.base, "base model", BASE_FILES, opts.revision)
+    base = BaseCheckpoint.open(base_dir)
+    params = params_from_config(base.config, str(base_dir))
+    adapter = _open_adapter(opts, report)
+    jobs = plan_tensors(base.tensors, params, adapter)
+    n_vocab = vocab_rows(jobs)
+
+    if opts.tokenizer:
+        tok_dir = resolve(opts.tokenizer, "tokenizer", TOKENIZER_FILES, None)
+    elif adapter is not None and has_tokenizer(adapter.folder):
+        tok_dir = adapter.folder
+    else:
+        tok_dir = base_dir
+    vocab = load_vocab(tok_dir, n_vocab, base.config)
+    report.say(
+        f"tokenizer: {len(vocab.tokens)} tokens from {tok_dir.name}"
+        + (", with its chat template" if vocab.chat_template else ", no chat template")
+    )
+    gen_config = base.generation_config
+    if adapter is not None and (adapter.folder / "generation_config.json").is_file():
+        gen_config = read_json(adapter.folder / "generation_config.json")
+    meta = ModelMeta(_display_name(opts, base_dir, adapter.folder if adapter else None), gen_config)
+
+    quantized = quant in QUANT_TYPES
+    write_type = Q.F16 if quantized else FLOAT_TYPES[quant]
+    planned = model_tensors(jobs, params, write_type)
+    float_bytes = sum(t.nbytes for t in planned)
+    n_params = sum(int(t.nbytes // (4 if t.qtype == Q.F32 else 2)) for t in planned)
+    needed = float_bytes + (int(n_params * QUANT_TYPES[quant][1] / 8) if quantized else 0)
+    output.check_space(int(needed * 1.02) + (16 << 20))
+
+    merged = f", merging {len(adapter.modules)} LoRA modules" if adapter else ""
+    report.say(f"writing {len(planned)} tensors ({human(float_bytes)} as {write_type.name}){merged}")
+    first = output.temp(write_type.name.lower())
+    with report.bar(float_bytes, "write", "B") as bar:
+        write_model(first, jobs, params, vocab, meta, write_type, progress=bar.update)
+    final = first
+    if quantized:
+        final = output.temp(quant.lower())
+        report.say(f"quantizing to {quant} with llama.cpp")
+        with report.bar(len(planned), "quantize", "tensor") as bar:
+
+            def on_tensor(i: int, n: int) -> None:
+                bar.total = n
+                bar.n = i
+                bar.refresh()
+
+            quantize(first, final, quant, opts.threads, on_tensor)
+        first.unlink()
+    facts: list[str] = []
+    if opts.verify:
+        facts = verify_model(final, vocab)
+        report.say("verified: " + ", ".join(facts))
+    size = final.stat().st_size
+    output.commit(final)
+    return Result(output.dest, size, "model", quant, len(planned), 0.0, facts)
+
+
+def _adapter_pairs(
+    adapter: Adapter, params: LlamaParams, base_tensors: TensorStore | None
+) -> list[AdapterTensorPair]:
+    if adapter.whole:
+        raise UnsupportedError(
+            f"the adapter replaces whole tensors ({', '.join(sorted(adapter.whole)[:3])}: modules_to_save or "
+            "resized embeddings), which llama.cpp's LoRA GGUF cannot carry. Convert without --adapter-only to "
+            "merge them."
+        )
+    kv = params.n_head_kv * params.head_dim
+    want = {
+        "q_proj": (params.n_head * params.head_dim, params.n_embd),
+        "k_proj": (kv, params.n_embd),
+        "v_proj": (kv, params.n_embd),
+        "o_proj": (params.n_embd, params.n_head * params.head_dim),
+        "gate_proj": (params.n_ff, params.n_embd),
+        "up_proj": (params.n_ff, params.n_embd),
+        "down_proj": (params.n_embd, params.n_ff),
+        "embed_tokens": (params.vocab_size, params.n_embd),
+        "lm_head": (params.vocab_size, params.n_embd),
+    }
+    pairs: list[AdapterTensorPair] = []
+    unknown: list[str] = []
+    bad: list[str] = []
+    for m in adapter.modules:
+        hf = m.base_tensor
+        name = gguf_name(hf, params.n_layer)
+        if name is None:
+            unknown.append(m.module)
+            continue
+        if hf == "lm_head.weight" and params.tie_embeddings:
+            raise UnsupportedError(
+                "the adapter trains lm_head, which this base ties to the embeddings: llama.cpp's LoRA GGUF cannot "
+                "apply it. Convert without --adapter-only to merge it."
+            )
+        expected = want.get(m.module.rsplit(".", 1)[-1])
+        if base_tensors is not None and hf in base_tensors:
+            expected = tuple(base_tensors.info(hf).shape)  # type: ignore[assignment]
+        if expected is not None and tuple(m.delta_shape) != tuple(expected):
+            bad.append(f"{m.module}: adapter {m.delta_shape}, base {tuple(expected)}")
+        pairs.append(AdapterTensorPair(name, m, permute_heads(hf, params)))
+    if unknown:
+        raise UnsupportedError(
+            f"the adapter targets {len(unknown)} module(s) llama has no place for (first: {', '.join(unknown[:3])}): "
+            "it was made for another architecture."
+        )
+    if bad:
+        raise ShapeMismatchError(
+            f"the adapter does not fit this base model: {len(bad)} tensor(s) differ in shape (first: "
+            f"{'; '.join(bad[:3])})."
+        )
+    return pairs
+
+
+def _convert_adapter(opts: ConvertOptions, quant: str, output: SafeOutput, report: Reporter) -> Result:
+    base_dir = resolve(opts.base, "base model", ["config.json"], opts.revision)
+    config = read_json(base_dir / "config.json")
+    params = params_from_config(config, str(base_dir))
+    adapter = _open_adapter(opts, report)
+    assert adapter is not None
+    base_tensors: TensorStore | None = None
+    try:
+        base_tensors = TensorStore(checkpoint_files(base_dir))
+    except Exception:  # the base's weights are optional here: its config is enough
+        base_tensors = None
+    pairs = _adapter_pairs(adapter, params, base_tensors)
+    qtype = FLOAT_TYPES[quant]
+    size = sum((p.module.a.numel + p.module.b.numel) * (4 if qtype == Q.F32 else 2) for p in pairs)
+    output.check_space(size + (16 << 20))
+    temp = output.temp("lora")
+    name = _display_name(opts, base_dir, adapter.folder)
+    report.say(f"writing {len(pairs)} LoRA pairs ({human(size)} as {quant})")
+    with report.bar(size, "write", "B") as bar:
+        alpha = write_adapter(temp, pairs, adapter.tensors, name, qtype, progress=bar.update)
+    facts = verify_adapter(temp, len(pairs), alpha) if opts.verify else []
+    if facts:
+        report.say("verified: " + ", ".join(facts))
+    written = temp.stat().st_size
+    output.commit(temp)
+    return Result(output.dest, written, "adapter", quant, 2 * len(pairs), 0.0, facts)

@@ -1,0 +1,259 @@
+"""Read Hugging Face checkpoints lazily, without torch.
+
+A safetensors file is an 8-byte header length, a JSON header naming each tensor's dtype,
+shape and byte range, then the raw little-endian data. `SafetensorsFile` memory-maps the
+file and hands out numpy views; bf16 (not a numpy dtype) is kept as uint16 and widened to
+float32 on demand, a block of rows at a time. `release` drops a tensor's pages from the
+process (madvise DONTNEED), so reading a 16 GB checkpoint does not leave 16 GB resident.
+`TensorStore` joins the files of one checkpoint (single file, or shards and their index).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InputError, UnsupportedError
+
+log = logging.getLogger("ozfig.convert.read")
+
+F32Array = npt.NDArray[np.float32]
+
+# safetensors dtype -> (numpy dtype of the stored bytes, bytes per element)
+_STORED: dict[str, tuple[type[np.generic], int]] = {
+    "BF16": (np.uint16, 2),
+    "F16": (np.float16, 2),
+    "F32": (np.float32, 4),
+}
+FLOAT_DTYPES = frozenset(_STORED)
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # safetensors spelling: BF16, F16, F32, ...
+    shape: tuple[int, ...]
+    file: Path
+    offset: int  # absolute byte offset of the data in `file`
+    nbytes: int
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def bf16_to_f32(raw: npt.NDArray[np.uint16]) -> F32Array:
+    """Widen bf16 bits (stored as uint16) to float32: the bf16 bits are the float32's top half."""
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+class SafetensorsFile:
+    """One .safetensors file: its header at once, its data through a memory map."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+                if len(head) < 8:
+                    raise InputError(f"{path} is not a safetensors file (it is shorter than 8 bytes).")
+                (n,) = struct.unpack("<Q", head)
+                if n > _MAX_HEADER or 8 + n > size:
+                    raise InputError(
+                        f"{path} is not a safetensors file or is truncated (header length {n}). "
+                        "Download it again."
+                    )
+                header: dict[str, Any] = json.loads(fh.read(n))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError(f"{path} has a damaged safetensors header. Download it again.") from None
+        self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+        data_start = 8 + n
+        self.tensors: dict[str, TensorInfo] = {}
+        for name, entry in header.items():
+            begin, end = entry["data_offsets"]
+            info = TensorInfo(
+                name=name,
+                dtype=str(entry["dtype"]),
+                shape=tuple(int(d) for d in entry["shape"]),
+                file=path,
+                offset=data_start + int(begin),
+                nbytes=int(end) - int(begin),
+            )
+            if info.offset + info.nbytes > size:
+                raise InputError(
+                    f"{path} is truncated: tensor {name!r} ends past the end of the file. Download it again."
+                )
+            stored = _STORED.get(info.dtype)
+            if stored is not None and info.numel * stored[1] != info.nbytes:
+                raise InputError(f"{path}: tensor {name!r} has {info.nbytes} bytes for shape {info.shape}.")
+            self.tensors[name] = info
+        self._mm: mmap.mmap | None = None
+        self._fd: int | None = None
+
+    def _map(self) -> mmap.mmap:
+        if self._mm is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        return self._mm
+
+    def raw(self, info: TensorInfo) -> npt.NDArray[Any]:
+        """The stored elements of a tensor, as a read-only view on the memory map."""
+        stored = _STORED.get(info.dtype)
+        if stored is None:
+            raise UnsupportedError(
+                f"tensor {info.name!r} in {self.path.name} is stored as {info.dtype}; ozfig converts 16- and "
+                "32-bit float checkpoints (BF16, F16, F32). A quantized (4-bit/8-bit) checkpoint cannot be the "
+                "base: use the original 16-bit model."
+            )
+        arr = np.frombuffer(self._map(), dtype=stored[0], count=info.numel, offset=info.offset)
+        return arr.reshape(info.shape) if info.shape else arr.reshape(())
+
+    def release(self, info: TensorInfo) -> None:
+        """Drop a tensor's pages from this process (they stay in the page cache)."""
+        if self._mm is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        start = (info.offset // page) * page
+        end = min(len(self._mm), info.offset + info.nbytes)
+        if end > start:
+            with contextlib.suppress(OSError, ValueError):  # best effort
+                self._mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def close(self) -> None:
+        if self._mm is not None:
+            with contextlib.suppress(BufferError):  # a view is still alive; the map goes with it
+                self._mm.close()
+            self._mm = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class TensorStore:
+    """The tensors of one checkpoint, spread over one or more safetensors files."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = [SafetensorsFile(p) for p in files]
+        self.infos: dict[str, TensorInfo] = {}
+        self._owner: dict[str, SafetensorsFile] = {}
+        for f in self.files:
+            for name, info in f.tensors.items():
+                if name in self.infos:
+                    raise InputError(f"tensor {name!r} appears in both {self.infos[name].file} and {f.path}.")
+                self.infos[name] = info
+                self._owner[name] = f
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.infos
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.infos)
+
+    def info(self, name: str) -> TensorInfo:
+        return self.infos[name]
+
+    def raw(self, name: str) -> npt.NDArray[Any]:
+        return self._owner[name].raw(self.infos[name])
+
+    def rows_f32(self, name: str, rows: slice | npt.NDArray[np.intp]) -> F32Array:
+        """Rows of a tensor (or all of a 1-D one) as a new float32 array."""
+        info = self.infos[name]
+        raw = self.raw(name)
+        part = raw[rows] if raw.ndim >= 1 else raw
+        if info.dtype == "BF16":
+            return bf16_to_f32(part)
+        return np.array(part, dtype=np.float32, copy=True)
+
+    def f32(self, name: str) -> F32Array:
+        return self.rows_f32(name, slice(None))
+
+    def release(self, name: str) -> None:
+        self._owner[name].release(self.infos[name])
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+def checkpoint_files(folder: Path, stem: str = "model") -> list[Path]:
+    """The safetensors files of a checkpoint folder: `<stem>.safetensors`, or the shards its index names."""
+    index = folder / f"{stem}.safetensors.index.json"
+    single = folder / f"{stem}.safetensors"
+    if index.is_file():
+        try:
+            weight_map: dict[str, str] = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{index} is not a valid safetensors index ({exc}).") from None
+        names = sorted(set(weight_map.values()))
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise InputError(
+                f"{folder} is incomplete: {len(missing)} shard(s) named by {index.name} are missing "
+                f"(first: {missing[0]}). Download the checkpoint again."
+            )
+        return [folder / n for n in names]
+    if single.is_file():
+        return [single]
+    others = sorted(folder.glob("*.safetensors"))
+    if others:
+        return others
+    if any(folder.glob("*.bin")) or any(folder.glob("*.pth")) or any(folder.glob("*.pt")):
+        raise UnsupportedError(
+            f"{folder} holds PyTorch pickle weights (.bin/.pth) only. ozfig reads safetensors, which cannot "
+            "run code when loaded: save the model with `save_pretrained(..., safe_serialization=True)` first."
+        )
+    raise InputError(f"{folder} holds no .safetensors weights.")
+
+
+def read_json(path: Path, required: bool = True) -> dict[str, Any]:
+    if not path.is_file():
+        if required:
+            raise InputError(f"{path} is missing.")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} does not hold a JSON object.")
+    return data
+
+
+@dataclass
+class BaseCheckpoint:
+    """A Hugging Face model folder: config, tensors and (optionally) tokenizer files."""
+
+    folder: Path
+    config: dict[str, Any]
+    generation_config: dict[str, Any]
+    tensors: TensorStore
+
+    @classmethod
+    def open(cls, folder: Path) -> BaseCheckpoint:
+        if not folder.is_dir():
+            raise InputError(f"{folder} is not a folder. --base takes a Hugging Face model folder or Hub id.")
+        config = read_json(folder / "config.json")
+        gen = read_json(folder / "generation_config.json", required=False)
+        return cls(folder, config, gen, TensorStore(checkpoint_files(folder)))

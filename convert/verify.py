@@ -1,0 +1,101 @@
+"""Checks on a written GGUF before it is moved to the destination.
+
+llama.cpp itself opens the file (memory-mapped, so tensor data is not read), which checks every
+tensor's name and shape against the architecture's hyper-parameters; then the vocabulary
+is compared with what was meant to be written: size, BOS/EOS ids, chat template, and a
+tokenize/detokenize round trip of a mixed text (code, numbers, unicode, ChatML markers).
+An adapter GGUF is read back with gguf's reader: type, alpha, and every A/B pair.
+"""
+
+# llama_cpp must be imported before numpy (see ozfig/cli.py)
+import llama_cpp as lc  # noqa: I001
+
+import ctypes
+import logging
+from pathlib import Path
+
+import gguf
+
+from .errors import VerifyError
+from .llama_log import capture
+from .tokenizer import Vocab
+
+log = logging.getLogger("ozfig.convert.verify")
+
+CHECK_TEXT = (
+    "def add(a, b):\n    return a + b  # 3.14159 1234567\n"
+    "Ünïcödé: naïve café, 日本語, emoji 🦙✅ — done.\t\n"
+    "<|im_start|>user\nHello!<|im_end|>\n"
+)
+
+
+def _tokenize(vocab: ctypes.c_void_p, text: str, parse_special: bool) -> list[int]:
+    data = text.encode("utf-8")
+    n_max = len(data) + 16
+    arr = (lc.llama_token * n_max)()
+    n = lc.llama_tokenize(vocab, data, len(data), arr, n_max, False, parse_special)
+    if n < 0:
+        raise VerifyError("llama.cpp could not tokenize the check text.")
+    return list(arr[:n])
+
+
+def _detokenize(vocab: ctypes.c_void_p, tokens: list[int]) -> str:
+    size = 16 * len(tokens) + 64
+    arr = (lc.llama_token * len(tokens))(*tokens)
+    buf = ctypes.create_string_buffer(size)
+    n = lc.llama_detokenize(vocab, arr, len(tokens), buf, size, False, True)
+    if n < 0:
+        raise VerifyError("llama.cpp could not detokenize the check text.")
+    return buf.raw[:n].decode("utf-8", "replace")
+
+
+def verify_model(path: Path, expected: Vocab) -> list[str]:
+    """Open `path` with llama.cpp and compare its vocabulary with `expected`; returns what was checked."""
+    params = lc.llama_model_default_params()
+    params.n_gpu_layers = 0
+    # memory-mapped and not repacked for the CPU: the tensors are checked, their data is not read
+    params.use_extra_bufts = False
+    with capture() as cap:
+        model = lc.llama_model_load_from_file(str(path).encode(), params)
+        if not model:
+            raise VerifyError(f"llama.cpp cannot load the GGUF it was given: {cap.detail()}")
+    try:
+        vocab = lc.llama_model_get_vocab(model)
+        checks: list[str] = []
+        n_vocab = int(lc.llama_vocab_n_tokens(vocab))
+        if n_vocab != len(expected.tokens):
+            raise VerifyError(f"llama.cpp sees {n_vocab} tokens, {len(expected.tokens)} were written.")
+        checks.append(f"llama.cpp loads it ({n_vocab} tokens)")
+        for kind, getter in (("bos", lc.llama_vocab_bos), ("eos", lc.llama_vocab_eos)):
+            want = expected.special_ids.get(kind)
+            got = int(getter(vocab))
+            if want is not None and got != want:
+                raise VerifyError(f"llama.cpp reads {kind} token id {got}, {want} was written.")
+        template = lc.llama_model_chat_template(model, None)
+        got_template = template.decode("utf-8") if template else None
+        if got_template != expected.chat_template:
+            raise VerifyError("llama.cpp reads a different chat template from the one written.")
+        if expected.chat_template:
+            checks.append("chat template")
+        text = CHECK_TEXT
+        tokens = _tokenize(vocab, text, parse_special=True)
+        back = _detokenize(vocab, tokens)
+        if back != text:
+            raise VerifyError(f"tokenize/detokenize round trip changed the check text: {back!r}")
+        checks.append(f"tokenizer round trip ({len(tokens)} tokens)")
+        return checks
+    finally:
+        lc.llama_model_free(model)
+
+
+def verify_adapter(path: Path, pairs: int, alpha: float) -> list[str]:
+    reader = gguf.GGUFReader(path)
+    fields = {name: f.contents() for name, f in reader.fields.items() if not name.startswith("GGUF.")}
+    if fields.get("general.type") != "adapter" or fields.get("adapter.type") != "lora":
+        raise VerifyError("the adapter GGUF does not say general.type=adapter, adapter.type=lora.")
+    if abs(float(fields.get("adapter.lora.alpha", -1.0)) - alpha) > 1e-6 * max(1.0, abs(alpha)):
+        raise VerifyError("the adapter GGUF's alpha is not the one written.")
+    names = [t.name for t in reader.tensors]
+    if len(names) != 2 * pairs or any(not n.endswith((".lora_a", ".lora_b")) for n in names):
+        raise VerifyError(f"the adapter GGUF holds {len(names)} tensors, {2 * pairs} were written.")
+    return [f"{pairs} LoRA pairs, alpha {alpha:g}"]
