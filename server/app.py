@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .api import health, prompt
+from .api import health, openai, page, prompt
 from .http_errors import EXCEPTION_HANDLERS
+from .openapi import openapi
 from .runtime import Runtime
 from .settings import Settings
 
@@ -26,9 +27,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await runtime.close()
 
     routes = [
-        Route("/", prompt.root, methods=["GET"]),
+        Route("/", page.root, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/prompt/{query:path}", prompt.prompt, methods=["GET"]),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.runtime = runtime

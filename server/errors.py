@@ -64,6 +64,26 @@ class RequestError(OzfigError):
     kind = "invalid_request_error"
 
 
+class InvalidFieldError(RequestError):
+    """One field of a JSON body is missing, of the wrong type or out of its limits; `param` names it."""
+
+    code = "invalid_value"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UnsupportedFieldError(InvalidFieldError):
+    """A field that ozfig understands but cannot honour (n > 1, tools, logprobs)."""
+
+    code = "unsupported_value"
+
+
+class InvalidJSONError(RequestError):
+    code = "invalid_json"
+
+
 class QueryTooLongError(RequestError):
     status = 414
     code = "query_too_long"

@@ -73,7 +73,7 @@ class Settings:
     )
     batch: int = setting(
         512,
-        "Most tokens fed to the model in one decode step (prompt chunks + one per running answer).",
+        "Most tokens fed to the model in one call: prompts are processed in chunks of this size, between which every running answer gets its next token.",
         minimum=32,
         maximum=65536,
     )
@@ -107,6 +107,18 @@ class Settings:
     max_snippets: int = setting(10, "Most web snippets put into one prompt.", minimum=0, maximum=100)
     max_query_chars: int = setting(
         4000, "Longest accepted query, in characters.", minimum=1, maximum=1_000_000
+    )
+    max_body_bytes: int = setting(
+        4_000_000,
+        "Largest accepted request body, in bytes (POST /v1/chat/completions); a larger one gets 413.",
+        minimum=1024,
+        maximum=1_000_000_000,
+    )
+    heartbeat: float = setting(
+        10.0,
+        "Seconds between comment heartbeats (': ping') on a streamed answer while nothing else is sent.",
+        minimum=0.05,
+        maximum=300.0,
     )
     log_level: str = setting("info", "Logging level.", choices=("debug", "info", "warning", "error"))
 

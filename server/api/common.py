@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from ..errors import RequestError
+from ..engine.engine import Engine
+from ..errors import BodyTooLargeError, InvalidJSONError, OverloadedError, RequestError
 from ..runtime import Runtime
 
 T = TypeVar("T")
@@ -56,3 +58,49 @@ def check_query(query: str, max_chars: int) -> str:
     if len(query) > max_chars:
         raise QueryTooLongError(f"the query has {len(query)} characters; at most {max_chars} are accepted")
     return query.strip()
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 past `max_bytes` (by Content-Length or while reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLargeError(f"the body has {declared} bytes; at most {max_bytes} are accepted")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise BodyTooLargeError(f"the body is larger than {max_bytes} bytes, the most accepted")
+    return bytes(body)
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request body parsed as JSON: 413 when too large, 400 when not UTF-8 JSON."""
+    body = await read_body(request, max_bytes)
+    if not body.strip():
+        raise InvalidJSONError("the body is empty; send a JSON object")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidJSONError("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJSONError(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise InvalidJSONError(f"the body is not acceptable JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidJSONError("the body is nested too deeply") from None
+
+
+def check_capacity(engine: Engine) -> None:
+    """Refuse early (503) when every slot is busy and the queue is full.
+
+    For answers that start streaming before they are queued (after a web search): the engine
+    still decides at submit time, and a refusal then arrives as the stream's error event.
+    """
+    stats = engine.stats
+    if stats.busy_slots >= stats.slots and stats.queue_depth >= engine.config.max_waiting:
+        raise OverloadedError(
+            f"all {stats.slots} slots are busy and {stats.queue_depth} requests are waiting; retry shortly",
+            retry_after=2,
+        )

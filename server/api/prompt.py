@@ -1,35 +1,88 @@
-"""GET /prompt/{query}: the original OzFig endpoint, with web snippets and sources."""
+"""GET /prompt/{query}: the original OzFig endpoint, with web snippets and sources.
+
+Three forms of the same answer:
+- JSON (the default, the original's): `{"message", "sources", "usage"}` once it is complete;
+- Server-Sent Events (`?stream=true`, or `Accept: text/event-stream`): `token` events
+  `{"text"}` as pieces arrive, then one `done` event `{"message", "sources", "usage",
+  "finish_reason"}`; an `error` event `{"detail", "code"}` if it fails midway;
+- plain text (`?stream=text`, for `curl -N`): the answer as it arrives, then its sources.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..engine.engine import GenerationRequest
 from ..engine.sampling import SamplingParams
-from ..prompt import build_ozfig_prompt
-from .common import ClientGone, check_query, runtime_of, unless_disconnected
+from ..errors import InvalidFieldError
+from ..http_errors import stream_error
+from ..prompt import BuiltPrompt, build_ozfig_prompt
+from ..runtime import Runtime
+from ..websearch import Snippet
+from .common import ClientGone, check_capacity, check_query, runtime_of, unless_disconnected
+from .sse import SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
 
-HINT = {"message": "Use /prompt/{query} to talk with the OzFig"}
+Form = Literal["json", "sse", "text"]
+_STREAM_VALUES: dict[str, Form] = {
+    "": "json",
+    "0": "json",
+    "false": "json",
+    "no": "json",
+    "1": "sse",
+    "true": "sse",
+    "yes": "sse",
+    "sse": "sse",
+    "text": "text",
+}
 
 
-async def root(request: Request) -> Response:
-    return JSONResponse(HINT)
+def answer_form(request: Request) -> Form:
+    raw = request.query_params.get("stream")
+    if raw is not None:
+        form = _STREAM_VALUES.get(raw.strip().lower())
+        if form is None:
+            raise InvalidFieldError("stream", f"stream must be true, false or text, got {raw!r}")
+        return form
+    return "sse" if SSE_MEDIA_TYPE in request.headers.get("accept", "") else "json"
+
+
+class PromptJob:
+    """One /prompt answer: search, build the OzFig prompt, generate."""
+
+    def __init__(self, runtime: Runtime, query: str) -> None:
+        self.runtime = runtime
+        self.query = query
+        self.engine, self.formatter = runtime.require_engine()
+
+    def build(self, snippets: list[Snippet]) -> BuiltPrompt:
+        s = self.runtime.settings
+        return build_ozfig_prompt(self.formatter, self.query, snippets, ctx=s.ctx, max_tokens=s.max_tokens)
+
+    def request(self, built: BuiltPrompt) -> GenerationRequest:
+        s = self.runtime.settings
+        return GenerationRequest(built.tokens, s.max_tokens, SamplingParams(temperature=s.temperature))
+
+    async def prompt(self) -> BuiltPrompt:
+        return self.build(await self.runtime.search.snippets(self.query))
 
 
 async def prompt(request: Request) -> Response:
     runtime = runtime_of(request)
-    settings = runtime.settings
-    query = check_query(request.path_params["query"], settings.max_query_chars)
-    engine, formatter = runtime.require_engine()
+    query = check_query(request.path_params["query"], runtime.settings.max_query_chars)
+    form = answer_form(request)
+    job = PromptJob(runtime, query)
+    if form != "json":
+        job.build([])  # a query that cannot fit is a 400 before the stream starts
+        check_capacity(job.engine)
+        return streamed(request, job, form)
 
     async def answer() -> dict[str, object]:
-        snippets = await runtime.search.snippets(query)
-        built = build_ozfig_prompt(
-            formatter, query, snippets, ctx=settings.ctx, max_tokens=settings.max_tokens
-        )
-        sampling = SamplingParams(temperature=settings.temperature)
-        async with engine.generate(GenerationRequest(built.tokens, settings.max_tokens, sampling)) as gen:
+        built = await job.prompt()
+        async with job.engine.generate(job.request(built)) as gen:
             message = await gen.text()
         assert gen.result is not None
         return {
@@ -45,3 +98,43 @@ async def prompt(request: Request) -> Response:
         return JSONResponse(await unless_disconnected(request, answer()))
     except ClientGone:
         return Response(status_code=499)
+
+
+def streamed(request: Request, job: PromptJob, form: Form) -> Response:
+    sse = form == "sse"
+
+    async def chunks() -> AsyncGenerator[str, None]:
+        built = await job.prompt()
+        sources = [s.as_json() for s in built.sources]
+        parts: list[str] = []
+        async with job.engine.generate(job.request(built)) as gen:
+            async for piece in gen:
+                if not parts:
+                    piece = piece.lstrip()  # as the JSON form's message, which is stripped
+                if piece:
+                    parts.append(piece)
+                    yield sse_event({"text": piece}, "token") if sse else piece
+        result = gen.result
+        assert result is not None
+        if not sse:
+            yield "\n\n" + "".join(f"[{i}] {s['url'] or s['text'][:80]}\n" for i, s in enumerate(sources, 1))
+            return
+        done = {
+            "message": "".join(parts).strip(),
+            "sources": sources,
+            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+            "finish_reason": result.reason,
+        }
+        yield sse_event(done, "done")
+
+    def on_error(exc: Exception) -> str:
+        _, body = stream_error(request, exc)
+        return sse_event(body, "error") if sse else f"\n[error: {body['detail']}]\n"
+
+    return StreamedAnswer(
+        chunks(),
+        media_type=SSE_MEDIA_TYPE if sse else "text/plain",
+        heartbeat=job.runtime.settings.heartbeat,
+        heartbeat_chunk=SSE_HEARTBEAT if sse else None,
+        on_error=on_error,
+    )

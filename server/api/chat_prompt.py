@@ -1,0 +1,78 @@
+"""The prompt of a chat completion, with the OzFig web augmentation when it is asked for.
+
+Without web search the client's messages are rendered as they are. With it, the last user
+message becomes the OzFig user message (the question plus web snippets, neutralized as in
+/prompt), the OzFig system prompt goes first when the client sent no system message, and
+snippets are added in order while prompt + `max_tokens` fits the context; the last one may
+be cut. Every message content is tokenized as plain text (see `ChatFormatter.tokens`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import PromptTooLongError
+from ..prompt import SYSTEM_PROMPT, BuiltPrompt, ChatFormatter, neutralize, user_message
+from ..websearch import Snippet
+
+MARGIN = 8
+
+
+def search_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
+    """What to ask the web: the last user message, whitespace-collapsed, at most `max_chars`."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return " ".join(message["content"].split())[:max_chars].strip()
+    return ""
+
+
+def augmented(messages: Sequence[dict[str, str]], snippets: Sequence[Snippet]) -> list[dict[str, str]]:
+    out = [dict(m) for m in messages]
+    last = max(i for i, m in enumerate(out) if m["role"] == "user")
+    out[last]["content"] = user_message(out[last]["content"], snippets)
+    if not any(m["role"] == "system" for m in out):
+        out.insert(0, {"role": "system", "content": SYSTEM_PROMPT})
+    return out
+
+
+def check_prompt_fits(tokens: list[int], ctx: int) -> None:
+    if len(tokens) > ctx - 1:
+        raise PromptTooLongError(
+            f"the messages take {len(tokens)} tokens; the context holds {ctx} (prompt and answer together). "
+            "Send a shorter conversation."
+        )
+
+
+def build_chat_prompt(
+    formatter: ChatFormatter,
+    messages: Sequence[dict[str, str]],
+    snippets: Sequence[Snippet] | None,
+    *,
+    ctx: int,
+    max_tokens: int,
+) -> BuiltPrompt:
+    """The prompt tokens; `snippets` None = no web augmentation."""
+    if snippets is None:
+        tokens = formatter.tokens(messages)
+        check_prompt_fits(tokens, ctx)
+        return BuiltPrompt(tokens=tokens, sources=[])
+    base = formatter.tokens(augmented(messages, []))
+    check_prompt_fits(base, ctx)
+    limit = ctx - max_tokens - MARGIN
+    room = limit - len(base)
+    chosen: list[Snippet] = []
+    for snippet in snippets:
+        cost = len(formatter.model.tokenize(" " + neutralize(snippet.text)))
+        if cost <= room:
+            chosen.append(snippet)
+            room -= cost
+            continue
+        if room > 16:  # a useful part of it still fits: cut it at a token boundary
+            cut = formatter.model.tokenize(neutralize(snippet.text))[: room - 2]
+            chosen.append(Snippet(text=formatter.model.detokenize(cut).rstrip() + "…", url=snippet.url))
+        break
+    while True:
+        tokens = formatter.tokens(augmented(messages, chosen))
+        if len(tokens) <= max(limit, len(base)) or not chosen:
+            return BuiltPrompt(tokens=tokens, sources=chosen)
+        chosen.pop()

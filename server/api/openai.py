@@ -1,0 +1,156 @@
+"""POST /v1/chat/completions and GET /v1/models, as OpenAI's clients expect them.
+
+Everything that can be checked before an answer starts is checked first, so that a bad
+field, a prompt that cannot fit, a loading model or a full queue get their own status
+(400, 503) even on a streamed request. Without web search the generation is queued
+before the 200 is sent; with it, the search runs inside the stream under heartbeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncGenerator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..engine.engine import Generation, GenerationRequest
+from ..engine.sampling import SamplingParams
+from ..http_errors import stream_error
+from ..prompt import BuiltPrompt
+from ..runtime import Runtime
+from ..settings import Settings
+from ..websearch import Snippet
+from .chat_prompt import build_chat_prompt, search_query
+from .chat_request import ChatRequest, parse_chat_request
+from .common import ClientGone, check_capacity, read_json, runtime_of, unless_disconnected
+from .openai_format import Completion, model_entry, model_list
+from .sse import SSE_DONE, SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
+
+log = logging.getLogger("ozfig.openai")
+
+
+def model_id(settings: Settings) -> str:
+    return settings.model_name
+
+
+async def models(request: Request) -> Response:
+    runtime = runtime_of(request)
+    runtime.require_engine()
+    assert runtime.model is not None
+    created = int(os.path.getmtime(runtime.model.path))
+    return JSONResponse(model_list([model_entry(model_id(runtime.settings), created)]))
+
+
+def sampling_of(chat: ChatRequest, settings: Settings) -> SamplingParams:
+    defaults = SamplingParams()
+    return SamplingParams(
+        temperature=settings.temperature if chat.temperature is None else chat.temperature,
+        top_p=defaults.top_p if chat.top_p is None else chat.top_p,
+        frequency_penalty=chat.frequency_penalty or 0.0,
+        presence_penalty=chat.presence_penalty or 0.0,
+        seed=chat.seed,
+        stop=chat.stop,
+    )
+
+
+class ChatJob:
+    """One chat completion: its prompt (after the web search, when asked for) and generation."""
+
+    def __init__(self, runtime: Runtime, chat: ChatRequest) -> None:
+        self.runtime = runtime
+        self.chat = chat
+        settings = runtime.settings
+        self.engine, self.formatter = runtime.require_engine()
+        self.max_tokens = min(chat.max_tokens or settings.max_tokens, settings.max_tokens)
+        self.sampling = sampling_of(chat, settings)
+        # checked now, before any answer starts: the conversation must fit without snippets
+        self.plain = self.build([] if chat.web_search else None)
+        check_capacity(self.engine)
+
+    def build(self, snippets: list[Snippet] | None) -> BuiltPrompt:
+        settings = self.runtime.settings
+        return build_chat_prompt(
+            self.formatter, self.chat.messages, snippets, ctx=settings.ctx, max_tokens=self.max_tokens
+        )
+
+    async def prompt(self) -> BuiltPrompt:
+        if not self.chat.web_search:
+            return self.plain
+        query = search_query(self.chat.messages, self.runtime.settings.max_query_chars)
+        snippets = await self.runtime.search.snippets(query) if query else []
+        return self.build(snippets)
+
+    def generate(self, built: BuiltPrompt) -> contextlib.AbstractAsyncContextManager[Generation]:
+        return self.engine.generate(GenerationRequest(built.tokens, self.max_tokens, self.sampling))
+
+    def sources(self, built: BuiltPrompt) -> list[dict[str, str]] | None:
+        return [s.as_json() for s in built.sources] if self.chat.web_search else None
+
+
+async def chat_completions(request: Request) -> Response:
+    runtime = runtime_of(request)
+    chat = parse_chat_request(await read_json(request, runtime.settings.max_body_bytes))
+    job = ChatJob(runtime, chat)
+    shape = Completion(model=chat.model or model_id(runtime.settings))
+    if chat.stream:
+        return await stream_answer(request, job, shape)
+
+    async def answer() -> dict[str, object]:
+        built = await job.prompt()
+        async with job.generate(built) as gen:
+            content = await gen.text()
+        assert gen.result is not None
+        result = gen.result
+        return shape.completion(
+            content, result.reason, result.prompt_tokens, result.completion_tokens, job.sources(built)
+        )
+
+    try:
+        return JSONResponse(await unless_disconnected(request, answer()))
+    except ClientGone:
+        return Response(status_code=499)
+
+
+async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Response:
+    stack = contextlib.AsyncExitStack()
+    queued: Generation | None = None
+    if not job.chat.web_search:  # queue now: a full queue is a 503, not an error event
+        queued = await stack.enter_async_context(job.generate(job.plain))
+    usage_field = job.chat.include_usage
+
+    async def chunks() -> AsyncGenerator[str, None]:
+        async with stack:
+            built = job.plain
+            gen = queued
+            if gen is None:
+                built = await job.prompt()
+                gen = await stack.enter_async_context(job.generate(built))
+            first = shape.chunk(
+                {"role": "assistant", "content": ""}, with_usage_field=usage_field, sources=job.sources(built)
+            )
+            yield sse_event(first)
+            async for piece in gen:
+                if piece:
+                    yield sse_event(shape.chunk({"content": piece}, with_usage_field=usage_field))
+            result = gen.result
+            assert result is not None
+            yield sse_event(shape.chunk({}, result.reason, with_usage_field=usage_field))
+            if usage_field:
+                yield sse_event(shape.usage_chunk(result.prompt_tokens, result.completion_tokens))
+            yield SSE_DONE
+
+    def on_error(exc: Exception) -> str:
+        _, body = stream_error(request, exc)
+        return sse_event(body)
+
+    return StreamedAnswer(
+        chunks(),
+        media_type=SSE_MEDIA_TYPE,
+        heartbeat=job.runtime.settings.heartbeat,
+        heartbeat_chunk=SSE_HEARTBEAT,
+        on_error=on_error,
+        cleanup=stack,
+    )

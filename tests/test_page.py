@@ -1,0 +1,148 @@
+"""The chat page at /: content negotiation, and the page itself in headless Chromium.
+
+The browser test types a question, watches the answer stream in with the fake search's
+source link under it, presses Stop and checks that the server cancelled the generation.
+"""
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator
+
+from server.runtime import Runtime
+from tests.conftest import make_settings
+from tests.test_sse_disconnect import cancelled, health, live_server, wait_until
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_browsers_get_the_page_and_api_clients_the_hint(client: TestClient) -> None:
+    r = client.get("/", headers={"Accept": BROWSER_ACCEPT})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "connect-src 'self'" in r.headers["content-security-policy"]
+    assert "<title>OzFig</title>" in r.text
+    assert "http://" not in r.text.replace("http://localhost", "") and "https://" not in r.text  # no CDN
+    hint = {"message": "Use /prompt/{query} to talk with the OzFig"}
+    for accept in ("*/*", "application/json", "application/json, text/html;q=0.5", None):
+        r = client.get("/", headers={"Accept": accept} if accept else {})
+        assert r.status_code == 200 and r.json() == hint, accept
+
+
+def text_of(message: "Locator") -> str:
+    """The text of a chat message (locators read the DOM without eval, which the page's CSP forbids)."""
+    return message.locator(".text").text_content() or ""
+
+
+def chromium_executable() -> str | None:
+    for candidate in (os.environ.get("OZFIG_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def page_server(model_path, fake_ddg_server) -> Iterator[tuple[str, Runtime]]:
+    # one slot and no queue: a second request while the page's answer runs is refused (503)
+    settings = make_settings(
+        model_path, fake_ddg_server.url, max_tokens=900, slots=1, queue=0, heartbeat=0.5, ctx=1024
+    )
+    with live_server(settings) as served:
+        yield served
+
+
+@pytest.mark.browser
+def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_server, ddg, tmp_path) -> None:
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip(
+            "no Chromium found (/usr/bin/chromium or on PATH; set OZFIG_CHROMIUM): .ci/run installs it"
+        )
+    from playwright.sync_api import sync_playwright
+
+    base, runtime = page_server
+    sent: list[dict] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 640})
+            page.on(
+                "request",
+                lambda req: (
+                    sent.append(json.loads(req.post_data or "{}"))
+                    if req.url.endswith("/v1/chat/completions")
+                    else None
+                ),
+            )
+            page.goto(base + "/")
+            assert page.title() == "OzFig"
+            assert page.is_checked("#web")
+
+            # ask: tokens stream in, the source link appears
+            page.fill("#prompt", "what is rust")
+            page.press("#prompt", "Enter")
+            answer = page.locator(".msg.assistant").last
+            wait_until(lambda: len(text_of(answer)) > 0, 90, "no answer text appeared")
+            first = text_of(answer)
+            wait_until(lambda: len(text_of(answer)) > len(first), 60, "the answer did not grow")
+            assert answer.get_attribute("data-state") == "streaming"
+            link = answer.locator(".sources a").first
+            assert link.get_attribute("href") == "https://fake.example/wiki/abstract"
+            assert ddg.queries == ["what is rust"]
+            assert sent[0]["stream"] is True and sent[0]["web_search"] is True
+            assert health(base)["busy_slots"] == 1
+
+            # the only slot is taken: an API client is told to come back later
+            r = httpx.post(
+                base + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+            )
+            assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded"
+            assert r.headers["retry-after"]
+
+            # stop: the server cancels the generation at once
+            before = cancelled(runtime)
+            page.click("#stop")
+            wait_until(lambda: cancelled(runtime) == before + 1, 10, "Stop did not cancel the generation")
+            wait_until(lambda: health(base)["busy_slots"] == 0, 10, "the slot stayed busy after Stop")
+            page.wait_for_selector(".msg.assistant[data-state=stopped]", timeout=10_000)
+            stopped_text = text_of(answer)
+            time.sleep(0.5)
+            assert text_of(answer) == stopped_text
+            assert answer.locator(".meta").text_content() == "stopped"
+            page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+
+            # a second turn, web search off: the history goes with it, and Stop works again
+            page.uncheck("#web")
+            page.fill("#prompt", "Tell me more.")
+            page.click("#send")
+            second = page.locator(".msg.assistant").nth(1)
+            wait_until(lambda: len(text_of(second)) > 0, 90, "no second answer appeared")
+            turn = sent[-1]
+            assert turn["web_search"] is False
+            assert [m["role"] for m in turn["messages"]] == ["user", "assistant", "user"]
+            assert turn["messages"][1]["content"] == stopped_text
+            assert ddg.queries == ["what is rust"]
+            page.click("#stop")
+            wait_until(lambda: cancelled(runtime) == before + 2, 10, "the second Stop did not cancel")
+            page.screenshot(path=str(tmp_path / "chat-two-turns.png"), full_page=True)
+        finally:
+            browser.close()

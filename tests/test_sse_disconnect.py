@@ -1,0 +1,113 @@
+"""Streams over a real socket: heartbeats while waiting, and a client that leaves cancels its work.
+
+The app runs under uvicorn in a thread of this process, so the engine's own counters show
+what happened to a generation after its client went away.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+
+from server.app import create_app
+from server.runtime import Runtime
+from server.settings import Settings
+from tests.conftest import make_settings
+from tests.support.processes import free_port
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[tuple[str, Runtime]]:
+    """`create_app(settings)` under uvicorn on a free port; yields (base URL, runtime) once ready."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="live-ozfig", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: health(base).get("status") == "ok", 120, "the server did not become ready")
+        yield base, app.state.runtime
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def health(base: str) -> dict:
+    try:
+        return httpx.get(base + "/health", timeout=5).json()
+    except httpx.HTTPError:
+        return {}
+
+
+def wait_until(check: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def live(model_path, fake_ddg_server) -> Iterator[tuple[str, Runtime]]:
+    settings = make_settings(
+        model_path, fake_ddg_server.url, max_tokens=900, heartbeat=0.1, search_timeout=1.5, slots=2
+    )
+    with live_server(settings) as served:
+        yield served
+
+
+def cancelled(runtime: Runtime) -> int:
+    assert runtime.engine is not None
+    return runtime.engine.stats.requests_finished["cancelled"]
+
+
+def test_heartbeats_during_a_slow_search_then_leaving_cancels_the_generation(live, ddg) -> None:
+    base, runtime = live
+    before = cancelled(runtime)
+    ddg.mode = "hang"  # the search waits out --search-timeout
+    seen: list[str] = []
+    with httpx.stream("GET", base + "/prompt/slow%20search?stream=true", timeout=60) as r:
+        assert r.status_code == 200
+        assert r.headers["x-accel-buffering"] == "no"
+        for line in r.iter_lines():
+            seen.append(line)
+            if line.startswith("data: "):
+                break  # the first token: leave mid-answer
+    first = seen.index(next(line for line in seen if line.startswith("event: ")))
+    assert seen[:first].count(": ping") >= 3, seen[:first]
+    assert json.loads(seen[-1][len("data: ") :])["text"]
+    wait_until(lambda: cancelled(runtime) == before + 1, 10, "the generation was not cancelled")
+    wait_until(lambda: health(base)["busy_slots"] == 0, 10, "a slot stayed busy")
+
+
+def test_leaving_an_openai_stream_cancels_the_generation(live) -> None:
+    base, runtime = live
+    before = cancelled(runtime)
+    body = {"messages": [{"role": "user", "content": "Write a long story."}], "stream": True}
+    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: ") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                break
+    wait_until(lambda: cancelled(runtime) == before + 1, 10, "the generation was not cancelled")
+    wait_until(lambda: health(base)["busy_slots"] == 0, 10, "a slot stayed busy")
+
+
+def test_leaving_during_the_web_search_cancels_it_before_any_generation(live, ddg) -> None:
+    base, runtime = live
+    assert runtime.engine is not None
+    submitted = runtime.engine.stats.requests_total
+    ddg.mode = "hang"
+    body = {"messages": [{"role": "user", "content": "leave early"}], "stream": True, "web_search": True}
+    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        assert next(r.iter_lines()) == ": ping"
+    time.sleep(runtime.settings.search_timeout + 1.0)  # an uncancelled search would have given up by now
+    assert runtime.engine.stats.requests_total == submitted
+    assert ddg.queries == ["leave early"]
