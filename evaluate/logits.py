@@ -1,0 +1,125 @@
+"""Logits of chunks from llama.cpp (low-level API), and log-softmax over them in float64.
+
+`LlamaChunkLogits.logits(chunks)` decodes up to `plan.n_seq` chunks — one sequence id each,
+`plan.n_batch` tokens per `llama_decode` — and returns, per chunk, the float32 logits of
+positions plan.first .. ctx-1 (what llama-perplexity asks llama.cpp for).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import llama_cpp as lc
+import numpy as np
+
+from server.engine.model import ContextParams, LlamaModel
+
+from .chunks import ChunkPlan
+from .errors import EvalError
+
+log = logging.getLogger("ozfig.eval")
+
+ROW_BLOCK = 64  # rows converted to float64 at once (bounds memory with a 128k vocabulary)
+
+
+class LogitsSource(Protocol):
+    n_vocab: int
+
+    def logits(self, chunks: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Per chunk, the logits of positions first .. ctx-1; valid until the next call."""
+        ...
+
+
+class LlamaChunkLogits:
+    """A llama.cpp context sized for `plan.n_seq` chunks of `plan.ctx` tokens."""
+
+    def __init__(self, model: LlamaModel, plan: ChunkPlan, threads: int = 0) -> None:
+        self.model = model
+        self.plan = plan
+        self.n_vocab = model.n_vocab
+        self.ctx: ctypes.c_void_p | None = model.new_context(
+            ContextParams(
+                n_ctx=plan.n_seq * plan.ctx, n_batch=plan.n_batch, n_seq=plan.n_seq, threads=threads
+            )
+        )
+        self.batch = lc.llama_batch_init(plan.n_batch, 0, plan.n_seq)
+
+    def close(self) -> None:
+        if self.batch is not None:
+            lc.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx:
+            lc.llama_free(self.ctx)
+            self.ctx = None
+
+    def __enter__(self) -> LlamaChunkLogits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> int:
+        """Decode (token, pos, seq, wants_logits) entries; the number of output rows."""
+        batch = self.batch
+        for i, (token, pos, seq, out) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = out
+        batch.n_tokens = len(entries)
+        code = lc.llama_decode(self.ctx, batch)
+        if code != 0:
+            raise EvalError(f"llama_decode failed (code {code}) on a batch of {len(entries)} tokens")
+        return sum(1 for e in entries if e[3])
+
+    def _outputs(self, n_rows: int) -> np.ndarray:
+        ptr = lc.llama_get_logits(self.ctx)
+        return np.ctypeslib.as_array(ptr, shape=(n_rows, self.n_vocab))
+
+    def logits(self, chunks: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        plan = self.plan
+        if not 1 <= len(chunks) <= plan.n_seq or any(len(c) != plan.ctx for c in chunks):
+            raise ValueError(f"expected 1 to {plan.n_seq} chunks of {plan.ctx} tokens")
+        lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
+        first, n_rows = plan.first, plan.ctx - plan.first
+        if plan.decodes_per_chunk == 1:
+            # all chunks in one batch; their output rows follow each other in batch order
+            entries = [
+                (chunk[pos], pos, seq, pos >= first)
+                for seq, chunk in enumerate(chunks)
+                for pos in range(plan.ctx)
+            ]
+            out = self._outputs(self._decode(entries))
+            return [out[seq * n_rows : (seq + 1) * n_rows] for seq in range(len(chunks))]
+        # one chunk (n_seq is 1) over several batches; keep a copy of each batch's rows
+        (chunk,) = chunks
+        parts: list[np.ndarray] = []
+        for start in range(0, plan.ctx, plan.n_batch):
+            end = min(start + plan.n_batch, plan.ctx)
+            n_out = self._decode([(chunk[pos], pos, 0, pos >= first) for pos in range(start, end)])
+            if n_out:
+                parts.append(self._outputs(n_out).copy())
+        return [np.concatenate(parts)]
+
+
+def log_softmax64(rows: np.ndarray) -> np.ndarray:
+    """log-softmax of each row, in float64."""
+    x = rows.astype(np.float64)
+    x -= x.max(axis=1, keepdims=True)
+    x -= np.log(np.exp(x).sum(axis=1, keepdims=True))
+    return x
+
+
+def token_nll(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log p(target) for each row of logits, computed in float64 a block of rows at a time."""
+    if len(rows) != len(targets):
+        raise ValueError(f"{len(rows)} rows of logits for {len(targets)} targets")
+    out = np.empty(len(targets), dtype=np.float64)
+    for s in range(0, len(targets), ROW_BLOCK):
+        logp = log_softmax64(rows[s : s + ROW_BLOCK])
+        out[s : s + ROW_BLOCK] = -logp[np.arange(len(logp)), targets[s : s + ROW_BLOCK]]
+    return out
