@@ -138,3 +138,65 @@ def test_quantized_outputs_load_and_stay_close(tiny: Tiny, check_ids, merged_log
     assert corr["Q4_K_M"] >= 0.8
     mix = json.loads(ozfig("inspect", "--json", str(tiny.root / "merged-Q4_K_M.gguf")).stdout)["quant_mix"]
     assert "Q4_K" in mix and "F32" in mix  # llama.cpp's Q4_K_M mix, norms kept in F32
+
+
+def test_tied_embeddings_and_a_lora_on_the_tied_output(tiny: Tiny, check_ids) -> None:
+    """A Llama-3.2-style base: no lm_head tensor, the output layer is the embeddings."""
+    folder = tiny.root / "tied-base"
+    untied = {k: v for k, v in tiny.weights.items() if k != "lm_head.weight"}
+    if not folder.exists():
+        tc.write_checkpoint(folder, dict(tiny.config, tie_word_embeddings=True), untied)
+        tc.write_tokenizer(folder, tiny.tok_json, eos="<|end_of_text|>", template=None)
+    out = tiny.convert("tied-f32", "--base", str(folder), "--adapter", str(tiny.adapter), "--quant", "F32")
+    state = tc.merged_state_dict(untied, tiny.adapter)
+    state["lm_head.weight"] = state["model.embed_tokens.weight"]
+    ref = reference_logits(dict(tiny.config, tie_word_embeddings=True), state, check_ids)
+    assert rel_err(llama_logits(out, check_ids), ref) <= 1e-4
+
+    # a LoRA on lm_head unties it: output = embeddings + delta
+    rng = np.random.default_rng(31)
+    weights = tc.adapter_weights(tiny.shape, seed=32)
+    weights["base_model.model.lm_head.lora_A.weight"] = rng.normal(0, 0.06, (16, tiny.shape.hidden)).astype(
+        np.float32
+    )
+    weights["base_model.model.lm_head.lora_B.weight"] = rng.normal(0, 0.1, (tiny.shape.vocab, 16)).astype(
+        np.float32
+    )
+    adapter = tiny.make_adapter(
+        "adapter-lm-head", tc.adapter_config(target_modules=[*tc.PROJECTIONS, "lm_head"]), weights
+    )
+    out = tiny.convert("tied-lm-head-f32", "--base", str(folder), "--adapter", str(adapter), "--quant", "F32")
+    ref = reference_logits(tiny.config, tc.merged_state_dict(untied, adapter), check_ids)
+    assert rel_err(llama_logits(out, check_ids), ref) <= 1e-4
+
+
+def test_embedding_lora_merges_and_applies_at_load_time(tiny: Tiny, check_ids) -> None:
+    rng = np.random.default_rng(21)
+    h, v = tiny.shape.hidden, tiny.shape.vocab
+    weights = tc.adapter_weights(tiny.shape, seed=22)
+    weights["base_model.model.model.embed_tokens.lora_embedding_A"] = rng.normal(0, 1, (16, v)).astype(
+        np.float32
+    )
+    weights["base_model.model.model.embed_tokens.lora_embedding_B"] = rng.normal(0, 0.1, (h, 16)).astype(
+        np.float32
+    )
+    adapter = tiny.make_adapter(
+        "adapter-embedding", tc.adapter_config(target_modules=[*tc.PROJECTIONS, "embed_tokens"]), weights
+    )
+    ref = reference_logits(tiny.config, tc.merged_state_dict(tiny.weights, adapter), check_ids)
+    merged = tiny.convert(
+        "embedding-f32", "--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F32"
+    )
+    assert rel_err(llama_logits(merged, check_ids), ref) <= 1e-4
+    base = tiny.convert("base-f32", "--base", str(tiny.base), "--quant", "F32")
+    lora = tiny.convert(
+        "embedding-lora",
+        "--base",
+        str(tiny.base),
+        "--adapter",
+        str(adapter),
+        "--adapter-only",
+        "--quant",
+        "F32",
+    )
+    assert rel_err(llama_logits(base, check_ids, lora=lora), ref) <= 1e-4

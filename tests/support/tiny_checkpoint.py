@@ -466,15 +466,26 @@ def merged_state_dict(base: dict[str, np.ndarray], adapter_dir: Path) -> dict[st
     lora = load_safetensors(adapter_dir / "adapter_model.safetensors")
     state = {k: torch.from_numpy(v.copy()) for k, v in base.items()}
     for name in lora:
-        if not name.endswith(".lora_A.weight"):
+        if name.endswith(".lora_A.weight"):
+            module = name[len("base_model.model.") : -len(".lora_A.weight")]
+            b_name = name.replace("lora_A", "lora_B")
+        elif name.endswith(".lora_embedding_A"):
+            module = name[len("base_model.model.") : -len(".lora_embedding_A")]
+            b_name = name.replace("lora_embedding_A", "lora_embedding_B")
+        else:
             continue
-        module = name[len("base_model.model.") : -len(".lora_A.weight")]
         a = torch.from_numpy(lora[name])
-        b = torch.from_numpy(lora[name.replace("lora_A", "lora_B")])
+        b = torch.from_numpy(lora[b_name])
         r = int(_pattern(cfg.get("rank_pattern") or {}, module, cfg["r"]))
         alpha = float(_pattern(cfg.get("alpha_pattern") or {}, module, cfg["lora_alpha"]))
         scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
-        state[module + ".weight"] = state[module + ".weight"] + scale * (b @ a)
+        delta = scale * (b @ a)
+        if name.endswith(".lora_embedding_A"):
+            delta = delta.T  # PEFT's embedding LoRA: (B @ A).T, one row per token
+        key = module + ".weight"
+        if key not in state and key == "lm_head.weight":  # tied output layer, untied by the fine-tune
+            state[key] = state["model.embed_tokens.weight"].clone()
+        state[key] = state[key] + delta
     return state
 
 
