@@ -15,7 +15,7 @@ log = logging.getLogger("ozfig.server")
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "serve",
-        help="serve the model over HTTP (GET /prompt/<query>, /health)",
+        help="serve the model over HTTP (chat page, /prompt/<query>, OpenAI-compatible /v1, /health)",
         description=(
             "Serve a GGUF chat model over HTTP. The port is bound at once; /health answers 503 until the "
             "model is loaded. Every flag can also be set with the OZFIG_* environment variable shown."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,21 +120,26 @@ class BuiltPrompt:
     sources: list[Snippet]
 
 
-def build_ozfig_prompt(
+def fit_snippets(
     formatter: ChatFormatter,
-    query: str,
+    render: Callable[[list[Snippet]], list[dict[str, str]]],
     snippets: Sequence[Snippet],
     *,
     ctx: int,
     max_tokens: int,
     margin: int = 8,
 ) -> BuiltPrompt:
-    """The OzFig prompt with as many snippets as fit beside `max_tokens` answer tokens."""
+    """Tokens of `render(chosen)` with as many snippets as fit beside `max_tokens` answer tokens.
+
+    Snippets are taken in order; the last one may be cut at a token boundary. Without any
+    snippet the prompt must leave room for at least one answer token, or PromptTooLongError.
+    """
     limit = ctx - max_tokens - margin
-    base = formatter.tokens(ozfig_messages(query, []))
+    base = formatter.tokens(render([]))
     if len(base) > ctx - 1:
         raise PromptTooLongError(
-            f"the query alone takes {len(base)} tokens; the context holds {ctx}. Shorten the question."
+            f"the prompt takes {len(base)} tokens; the context holds {ctx} (prompt and answer together). "
+            "Shorten the question or the conversation."
         )
     room = limit - len(base)
     chosen: list[Snippet] = []
@@ -149,7 +154,16 @@ def build_ozfig_prompt(
             chosen.append(Snippet(text=formatter.model.detokenize(cut).rstrip() + "…", url=snippet.url))
         break
     while True:
-        tokens = formatter.tokens(ozfig_messages(query, chosen))
+        tokens = formatter.tokens(render(chosen))
         if len(tokens) <= max(limit, len(base)) or not chosen:
             return BuiltPrompt(tokens=tokens, sources=chosen)
         chosen.pop()  # token merges across snippet boundaries made it a little longer
+
+
+def build_ozfig_prompt(
+    formatter: ChatFormatter, query: str, snippets: Sequence[Snippet], *, ctx: int, max_tokens: int
+) -> BuiltPrompt:
+    """The OzFig prompt for `query` with as many snippets as fit."""
+    return fit_snippets(
+        formatter, lambda chosen: ozfig_messages(query, chosen), snippets, ctx=ctx, max_tokens=max_tokens
+    )

@@ -27,7 +27,7 @@ def formatter(model):
 
 
 def make_engine(model, **kw) -> Engine:
-    cfg = dict(slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=60.0)
+    cfg = dict(slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=900.0)
     cfg.update(kw)
     return Engine(model, EngineConfig(**cfg))
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import PromptTooLongError
-from ..prompt import SYSTEM_PROMPT, BuiltPrompt, ChatFormatter, neutralize, user_message
+from ..prompt import SYSTEM_PROMPT, BuiltPrompt, ChatFormatter, fit_snippets, user_message
 from ..websearch import Snippet
-
-MARGIN = 8
 
 
 def search_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
@@ -56,23 +54,6 @@ def build_chat_prompt(
         tokens = formatter.tokens(messages)
         check_prompt_fits(tokens, ctx)
         return BuiltPrompt(tokens=tokens, sources=[])
-    base = formatter.tokens(augmented(messages, []))
-    check_prompt_fits(base, ctx)
-    limit = ctx - max_tokens - MARGIN
-    room = limit - len(base)
-    chosen: list[Snippet] = []
-    for snippet in snippets:
-        cost = len(formatter.model.tokenize(" " + neutralize(snippet.text)))
-        if cost <= room:
-            chosen.append(snippet)
-            room -= cost
-            continue
-        if room > 16:  # a useful part of it still fits: cut it at a token boundary
-            cut = formatter.model.tokenize(neutralize(snippet.text))[: room - 2]
-            chosen.append(Snippet(text=formatter.model.detokenize(cut).rstrip() + "…", url=snippet.url))
-        break
-    while True:
-        tokens = formatter.tokens(augmented(messages, chosen))
-        if len(tokens) <= max(limit, len(base)) or not chosen:
-            return BuiltPrompt(tokens=tokens, sources=chosen)
-        chosen.pop()
+    return fit_snippets(
+        formatter, lambda chosen: augmented(messages, chosen), snippets, ctx=ctx, max_tokens=max_tokens
+    )

@@ -98,8 +98,8 @@ def check_capacity(engine: Engine) -> None:
     For answers that start streaming before they are queued (after a web search): the engine
     still decides at submit time, and a refusal then arrives as the stream's error event.
     """
-    stats = engine.stats
-    if stats.busy_slots >= stats.slots and stats.queue_depth >= engine.config.max_waiting:
+    if not engine.can_accept():
+        stats = engine.stats
         raise OverloadedError(
             f"all {stats.slots} slots are busy and {stats.queue_depth} requests are waiting; retry shortly",
             retry_after=2,

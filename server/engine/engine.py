@@ -100,6 +100,10 @@ class Engine:
     def stats(self) -> EngineStats:
         return self.scheduler.stats
 
+    def can_accept(self) -> bool:
+        """Whether a request submitted now would be taken (a free slot or room to wait)."""
+        return self.scheduler.has_room()
+
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> int:
         """The max_tokens that fits beside the prompt, or PromptTooLongError."""
         room = self.config.ctx - prompt_tokens

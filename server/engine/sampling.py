@@ -24,6 +24,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
+    ignore_eos: bool = False  # keep generating past end-of-generation tokens (benchmarks)
 
 
 def build_sampler(params: SamplingParams, n_vocab: int) -> lc.llama_sampler_p:

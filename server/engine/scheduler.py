@@ -122,11 +122,14 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
+    def has_room(self) -> bool:
+        """Whether `submit` would take a job now: a free slot, or room in the waiting queue."""
+        return len(self.waiting) < self.max_waiting + self.free_slots
+
     def submit(self, job: Job) -> bool:
         """Queue a job; False when the waiting queue is full."""
         with self.cond:
-            free = sum(1 for s in self.slots if s is None)
-            if len(self.waiting) >= self.max_waiting + free:
+            if not self.has_room():
                 return False
             self.waiting.append(job)
             self.stats.requests_total += 1
@@ -286,7 +289,7 @@ class Scheduler:
             if job.first_token_at is None:
                 job.first_token_at = now
                 self.stats.ttft_seconds.append(now - job.submitted)
-            if self.model.is_eog(token):
+            if self.model.is_eog(token) and not job.sampling.ignore_eos:
                 self._end(slot, "stop")
                 continue
             text = slot.decoder.decode(self.model.piece(token))
