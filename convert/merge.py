@@ -64,6 +64,10 @@ class TensorJob:
             if lora is not None:
                 left, right = lora  # delta rows = left[idx] @ right
                 block += left[idx] @ right
+            if order is None:
+                self.store.release(
+                    self.source.name, (start, stop)
+                )  # keep the input's resident pages to a block
             yield block
         self.store.release(self.source.name)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapter import Adapter, open_adapter
-from .errors import ShapeMismatchError, UnsupportedError
+from .errors import ConvertError, ShapeMismatchError, UnsupportedError
 from .hub import ADAPTER_FILES, BASE_FILES, TOKENIZER_FILES, is_hub_id, resolve
 from .llama import LlamaParams, gguf_name, params_from_config, permute_heads
 from .merge import plan_tensors, vocab_rows
@@ -181,7 +181,7 @@ def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report:
         first.unlink()
     facts: list[str] = []
     if opts.verify:
-        facts = verify_model(final, vocab)
+        facts = verify_model(final, vocab, {t.name: t.shape for t in planned})
         report.say("verified: " + ", ".join(facts))
     size = final.stat().st_size
     output.commit(final)
@@ -251,7 +251,7 @@ def _convert_adapter(opts: ConvertOptions, quant: str, output: SafeOutput, repor
     base_tensors: TensorStore | None = None
     try:
         base_tensors = TensorStore(checkpoint_files(base_dir))
-    except Exception:  # the base's weights are optional here: its config is enough
+    except ConvertError:  # the base's weights are optional here: its config is enough
         base_tensors = None
     pairs = _adapter_pairs(adapter, params, base_tensors)
     qtype = FLOAT_TYPES[quant]

@@ -57,7 +57,12 @@ def quantize(
     with capture(on_tensor) as cap:
         worker = threading.Thread(target=work, name="llama-quantize", daemon=True)
         worker.start()
-        while worker.is_alive():
-            worker.join(0.2)  # wakes up for signals (Ctrl-C, SIGTERM)
+        try:
+            while worker.is_alive():
+                worker.join(0.2)  # wakes up for signals (Ctrl-C, SIGTERM)
+        except BaseException:
+            # interrupted: the C call goes on until the process exits; stop it calling into Python
+            lc.llama_log_set(lc.llama_log_callback(), ctypes.c_void_p(0))  # NULL: llama.cpp logs to stderr
+            raise
     if not result or result[0] != 0:
         raise QuantizeError(f"llama.cpp could not quantize to {quant}: {cap.detail()}")

@@ -63,7 +63,9 @@ class TensorInfo:
 
 def bf16_to_f32(raw: npt.NDArray[np.uint16]) -> F32Array:
     """Widen bf16 bits (stored as uint16) to float32: the bf16 bits are the float32's top half."""
-    return (raw.astype(np.uint32) << 16).view(np.float32)
+    wide = raw.astype(np.uint32)
+    np.left_shift(wide, 16, out=wide)
+    return wide.view(np.float32)
 
 
 class SafetensorsFile:
@@ -189,8 +191,21 @@ class TensorStore:
     def f32(self, name: str) -> F32Array:
         return self.rows_f32(name, slice(None))
 
-    def release(self, name: str) -> None:
-        self._owner[name].release(self.infos[name])
+    def release(self, name: str, rows: tuple[int, int] | None = None) -> None:
+        """Drop a tensor's pages (or those of rows [start, stop)) from the process."""
+        info = self.infos[name]
+        if rows is not None and info.shape:
+            row_bytes = info.nbytes // info.shape[0]
+            start, stop = rows
+            info = TensorInfo(
+                name,
+                info.dtype,
+                info.shape,
+                info.file,
+                info.offset + start * row_bytes,
+                (stop - start) * row_bytes,
+            )
+        self._owner[name].release(info)
 
     def close(self) -> None:
         for f in self.files:

@@ -45,12 +45,6 @@ class Vocab:
     add_space_prefix: bool | None = None
     source: Path | None = None
 
-    def token_id(self, text: str) -> int | None:
-        try:
-            return self.tokens.index(text)
-        except ValueError:
-            return None
-
 
 def has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer.json").is_file()

@@ -1,10 +1,12 @@
 """Checks on a written GGUF before it is moved to the destination.
 
-llama.cpp itself opens the file (memory-mapped, so tensor data is not read), which checks every
-tensor's name and shape against the architecture's hyper-parameters; then the vocabulary
-is compared with what was meant to be written: size, BOS/EOS ids, chat template, and a
-tokenize/detokenize round trip of a mixed text (code, numbers, unicode, ChatML markers).
-An adapter GGUF is read back with gguf's reader: type, alpha, and every A/B pair.
+gguf's reader reads the file back: every planned tensor is there with its shape, and the
+data of the last one ends inside the file (not truncated). llama.cpp opens its metadata and
+vocabulary (`vocab_only`: a full load would map and read the whole model, gigabytes of
+resident memory for a check), which is compared with what was meant to be written: size,
+BOS/EOS ids, chat template, and a tokenize/detokenize round trip of a mixed text (code,
+numbers, unicode, ChatML markers). An adapter GGUF is read back the same way: type, alpha,
+and every A/B pair.
 """
 
 # llama_cpp must be imported before numpy (see ozfig/cli.py)
@@ -49,23 +51,42 @@ def _detokenize(vocab: ctypes.c_void_p, tokens: list[int]) -> str:
     return buf.raw[:n].decode("utf-8", "replace")
 
 
-def verify_model(path: Path, expected: Vocab) -> list[str]:
-    """Open `path` with llama.cpp and compare its vocabulary with `expected`; returns what was checked."""
+def check_tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
+    """Every planned tensor, with its shape (numpy order), and nothing else; data inside the file."""
+    try:
+        reader = gguf.GGUFReader(path)
+    except (ValueError, OSError, IndexError) as exc:
+        raise VerifyError(f"gguf cannot read back the file written: {exc}") from None
+    found = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
+    if set(found) != set(shapes):
+        missing = sorted(set(shapes) - set(found))[:3]
+        extra = sorted(set(found) - set(shapes))[:3]
+        raise VerifyError(f"the GGUF's tensors differ from the plan (missing {missing}, unexpected {extra}).")
+    for name, shape in shapes.items():
+        if found[name] != tuple(shape):
+            raise VerifyError(f"{name} has shape {found[name]} in the GGUF, {tuple(shape)} was planned.")
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > path.stat().st_size:
+        raise VerifyError("the GGUF is truncated: tensor data ends past the end of the file.")
+    return f"{len(found)} tensors"
+
+
+def verify_model(path: Path, expected: Vocab, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Read `path` back and open it with llama.cpp; returns what was checked."""
+    checks = [check_tensors(path, shapes)]
     params = lc.llama_model_default_params()
     params.n_gpu_layers = 0
-    # memory-mapped and not repacked for the CPU: the tensors are checked, their data is not read
-    params.use_extra_bufts = False
+    params.vocab_only = True
     with capture() as cap:
         model = lc.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise VerifyError(f"llama.cpp cannot load the GGUF it was given: {cap.detail()}")
     try:
         vocab = lc.llama_model_get_vocab(model)
-        checks: list[str] = []
         n_vocab = int(lc.llama_vocab_n_tokens(vocab))
         if n_vocab != len(expected.tokens):
             raise VerifyError(f"llama.cpp sees {n_vocab} tokens, {len(expected.tokens)} were written.")
-        checks.append(f"llama.cpp loads it ({n_vocab} tokens)")
+        checks.append(f"llama.cpp reads its vocabulary ({n_vocab} tokens)")
         for kind, getter in (("bos", lc.llama_vocab_bos), ("eos", lc.llama_vocab_eos)):
             want = expected.special_ids.get(kind)
             got = int(getter(vocab))

@@ -86,10 +86,11 @@ def job_tensor(job: TensorJob, outtype: Q) -> PlannedTensor:
     def fill(out: npt.NDArray[Any]) -> None:
         row = 0
         for block in job.rows():
-            if out.ndim <= 1:
-                out[...] = encode(block, qtype)
-                return
-            out[row : row + block.shape[0]] = encode(block, qtype)
+            target = out if out.ndim <= 1 else out[row : row + block.shape[0]]
+            if qtype == Q.BF16:
+                target[...] = encode(block, qtype)
+            else:
+                target[...] = block  # numpy casts float32 -> float16 on assignment, like astype
             row += block.shape[0]
 
     return PlannedTensor(job.name, tuple(job.shape), qtype, fill)
