@@ -68,8 +68,13 @@ def main() -> None:
     ap.add_argument("--llama-perplexity", default=str(DEFAULT_BINARY))
     args = ap.parse_args()
 
-    print(f"model `{Path(args.model).name}`, text `{args.file}` ({Path(args.file).stat().st_size} bytes), ", end="")
-    print(f"batch {args.batch}, {args.threads} threads, ngl {args.ngl}, {platform.machine()} {os.cpu_count()} cores")
+    print(
+        f"model `{Path(args.model).name}`, text `{args.file}` ({Path(args.file).stat().st_size} bytes), ",
+        end="",
+    )
+    print(
+        f"batch {args.batch}, {args.threads} threads, ngl {args.ngl}, {platform.machine()} {os.cpu_count()} cores"
+    )
     print()
     print("| ctx | chunks | llama-perplexity | ozfig eval perplexity | rel. diff | time llama.cpp / ozfig |")
     print("|----:|-------:|-----------------:|----------------------:|----------:|-----------------------:|")
