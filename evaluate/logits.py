@@ -115,11 +115,19 @@ def log_softmax64(rows: np.ndarray) -> np.ndarray:
 
 
 def token_nll(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-log p(target) for each row of logits, computed in float64 a block of rows at a time."""
+    """-log p(target) for each row of float32 logits, as llama-perplexity computes it.
+
+    max + log(sum(exp(x - max))) - x[target]: the differences and exponentials in float32 (as
+    llama.cpp's expf), their sum and the result in float64, a block of rows at a time.
+    """
     if len(rows) != len(targets):
         raise ValueError(f"{len(rows)} rows of logits for {len(targets)} targets")
     out = np.empty(len(targets), dtype=np.float64)
     for s in range(0, len(targets), ROW_BLOCK):
-        logp = log_softmax64(rows[s : s + ROW_BLOCK])
-        out[s : s + ROW_BLOCK] = -logp[np.arange(len(logp)), targets[s : s + ROW_BLOCK]]
+        x = rows[s : s + ROW_BLOCK]
+        t = targets[s : s + ROW_BLOCK]
+        top = x.max(axis=1, keepdims=True)
+        total = np.exp(x - top).sum(axis=1, dtype=np.float64)
+        picked = x[np.arange(len(t)), t].astype(np.float64)
+        out[s : s + len(t)] = top[:, 0].astype(np.float64) + np.log(total) - picked
     return out

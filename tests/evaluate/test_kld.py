@@ -64,7 +64,7 @@ def test_another_quantization_is_small_and_positive(
     assert s["kld_min"] >= 0.0
     assert s["kld_min"] <= s["kld_percentiles"]["50"] <= s["kld_percentiles"]["99"] <= s["kld_max"]
     assert 0.85 < s["same_top"]["value"] < 1.0
-    assert s["ppl_model"]["value"] == pytest.approx(ppl_q8_0, rel=1e-9)
+    assert s["ppl_model"]["value"] == pytest.approx(ppl_q8_0, rel=1e-7)
     ratio = s["ppl_model"]["value"] / s["ppl_base"]["value"]
     assert s["ppl_ratio"]["value"] == pytest.approx(ratio)
     assert [n for n, _, _ in seen] == [1, 2, 3]
