@@ -199,6 +199,11 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return wall, usage.ru_maxrss / 1024 / 1024, proc.returncode
 
 
+def record(results: dict[str, tuple[float, float]], name: str, wall: float, rss: float) -> None:
+    results[name] = (wall, rss)
+    print(f"  {name}: {wall:.1f} s, {rss:.2f} GB", flush=True)
+
+
 def warm(folder: Path) -> None:
     for f in sorted(folder.glob("*.safetensors")):
         with open(f, "rb") as fh:
@@ -249,19 +254,19 @@ def main() -> int:
     warm(base)
     wall, rss, rc = measure([*ozfig, "--quant", "F16", "--out", str(out / "ours.f16.gguf"), "--no-progress"])
     assert rc == 0
-    results["ozfig merge + F16 write"] = (wall, rss)
+    record(results, "ozfig merge + F16 write", wall, rss)
     (out / "ours.f16.gguf").unlink()
     warm(base)
     cmd = [*ozfig, "--quant", "Q4_K_M", "--threads", str(args.threads), "--out", str(out / "ours.q4km.gguf")]
     wall, rss, rc = measure([*cmd, "--no-progress"])
     assert rc == 0
-    results["ozfig merge + F16 write + Q4_K_M"] = (wall, rss)
+    record(results, "ozfig merge + F16 write + Q4_K_M", wall, rss)
 
     if not args.skip_theirs:
         warm(base)
         wall1, rss1, rc = measure(converter_command(base, out / "theirs.f16.gguf", "f16"))
         assert rc == 0
-        results["llama.cpp convert_hf_to_gguf.py F16 (no merge)"] = (wall1, rss1)
+        record(results, "llama.cpp convert_hf_to_gguf.py F16 (no merge)", wall1, rss1)
         if args.llama_quantize.is_file():
             qcmd = [
                 str(args.llama_quantize),
@@ -283,18 +288,19 @@ def main() -> int:
             quantizer = "llama_model_quantize (llama-quantize not built)"
         wall2, rss2, rc = measure(qcmd)
         assert rc == 0
-        results[f"{quantizer} Q4_K_M"] = (wall2, rss2)
+        record(results, f"{quantizer} Q4_K_M", wall2, rss2)
         results["llama.cpp total (convert + quantize)"] = (wall1 + wall2, max(rss1, rss2))
 
-    print()
-    print(f"shape {args.shape}: {json.dumps(shape.__dict__)}; {size / 1e9:.2f} GB bf16 input")
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, threads={args.threads}, load {os.getloadavg()[0]:.1f}"
-    )
-    print("| step | wall (s) | peak RSS (GB) |")
-    print("|---|---:|---:|")
-    for name, (wall, rss) in results.items():
-        print(f"| {name} | {wall:.1f} | {rss:.2f} |")
+    lines = [
+        f"shape {args.shape}: {json.dumps(shape.__dict__)}; {size / 1e9:.2f} GB bf16 input",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, threads={args.threads}, load {os.getloadavg()[0]:.1f}",
+        "| step | wall (s) | peak RSS (GB) |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {wall:.1f} | {rss:.2f} |" for name, (wall, rss) in results.items()]
+    report = "\n".join(lines)
+    print("\n" + report, flush=True)
+    (work / "results.md").write_text(report + "\n")
     return 0
 
 

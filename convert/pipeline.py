@@ -23,7 +23,7 @@ from .merge import plan_tensors, vocab_rows
 from .output import SafeOutput, human, sigterm_as_interrupt
 from .quantize import QUANT_TYPES, quantize
 from .read import BaseCheckpoint, TensorStore, checkpoint_files, read_json
-from .tokenizer import has_tokenizer, load_vocab
+from .tokenizer import has_chat_files, has_tokenizer, load_vocab
 from .verify import verify_adapter, verify_model
 from .write import FLOAT_TYPES, AdapterTensorPair, ModelMeta, Q, model_tensors, write_adapter, write_model
 
@@ -82,7 +82,12 @@ class Reporter:
         from tqdm import tqdm
 
         return tqdm(
-            total=total, desc=desc, unit=unit, unit_scale=unit == "B", disable=not self.progress, leave=False
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=unit == "B",
+            disable=True if not self.progress else None,  # None: only on a terminal
+            leave=False,
         )
 
 
@@ -137,15 +142,19 @@ def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report:
     jobs = plan_tensors(base.tensors, params, adapter)
     n_vocab = vocab_rows(jobs)
 
+    settings_dir: Path | None = None
     if opts.tokenizer:
         tok_dir = resolve(opts.tokenizer, "tokenizer", TOKENIZER_FILES, None)
     elif adapter is not None and has_tokenizer(adapter.folder):
         tok_dir = adapter.folder
     else:
         tok_dir = base_dir
-    vocab = load_vocab(tok_dir, n_vocab, base.config)
+        if adapter is not None and has_chat_files(adapter.folder):
+            settings_dir = adapter.folder  # the adapter's chat template and special tokens, base's vocabulary
+    vocab = load_vocab(tok_dir, n_vocab, base.config, settings_dir)
     report.say(
         f"tokenizer: {len(vocab.tokens)} tokens from {tok_dir.name}"
+        + (f", settings from {settings_dir.name}" if settings_dir else "")
         + (", with its chat template" if vocab.chat_template else ", no chat template")
     )
     gen_config = base.generation_config

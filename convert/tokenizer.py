@@ -50,6 +50,12 @@ def has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer.json").is_file()
 
 
+def has_chat_files(folder: Path) -> bool:
+    """The folder carries its own tokenizer settings or chat template (without, maybe, tokenizer.json)."""
+    names = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json")
+    return any((folder / n).is_file() for n in names)
+
+
 def _looks_special(text: str) -> bool:
     return text.startswith("<|") and text.endswith("|>")
 
@@ -143,8 +149,15 @@ def _chat_template(folder: Path, tok_config: dict[str, Any]) -> str | None:
     return template if isinstance(template, str) and template else None
 
 
-def load_vocab(folder: Path, vocab_size: int, model_config: dict[str, Any]) -> Vocab:
-    """Read `folder`'s tokenizer files into the vocabulary a GGUF of `vocab_size` rows holds."""
+def load_vocab(
+    folder: Path, vocab_size: int, model_config: dict[str, Any], settings_folder: Path | None = None
+) -> Vocab:
+    """Read `folder`'s tokenizer files into the vocabulary a GGUF of `vocab_size` rows holds.
+
+    `settings_folder`, when given, supplies tokenizer_config.json and the chat template instead
+    of `folder` (an adapter that saved its chat settings but not tokenizer.json).
+    """
+    settings_folder = settings_folder or folder
     path = folder / "tokenizer.json"
     try:
         tok: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -155,7 +168,7 @@ def load_vocab(folder: Path, vocab_size: int, model_config: dict[str, Any]) -> V
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc}).") from None
-    tok_config = read_json(folder / "tokenizer_config.json", required=False)
+    tok_config = read_json(settings_folder / "tokenizer_config.json", required=False)
     pre = _check_pre_tokenizer(tok, path)
     model = tok["model"]
     merges = _merges(model, path)
@@ -215,7 +228,7 @@ def load_vocab(folder: Path, vocab_size: int, model_config: dict[str, Any]) -> V
         add_bos=add_bos,
         add_eos=add_eos,
         add_sep=add_sep,
-        chat_template=_chat_template(folder, tok_config),
+        chat_template=_chat_template(settings_folder, tok_config),
         add_space_prefix=prefix if isinstance(prefix := tok_config.get("add_prefix_space"), bool) else None,
         source=folder,
     )

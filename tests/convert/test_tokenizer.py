@@ -63,3 +63,18 @@ def test_the_fine_tunes_chat_template_and_end_of_turn_win(tiny: Tiny) -> None:
     info = json.loads(ozfig("inspect", "--json", str(base_tok)).stdout)
     assert info["chat_template"] is None
     assert info["tokenizer"]["special"]["eos"] == {"id": end_of_text, "text": "<|end_of_text|>"}
+
+
+def test_an_adapter_with_chat_settings_but_no_tokenizer_json(tiny: Tiny) -> None:
+    """The base's vocabulary, the adapter's template and special tokens."""
+    adapter = tiny.make_adapter(
+        "adapter-settings-only", tc.adapter_config(), tc.adapter_weights(tiny.shape), False
+    )
+    settings = tc.tokenizer_config(
+        tiny.tok_json, eos="<|reserved_special_token_1|>", template=tc.CHATML_TEMPLATE
+    )
+    (adapter / "tokenizer_config.json").write_text(json.dumps(settings))
+    out = tiny.convert("settings-only", "--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F16")
+    info = json.loads(ozfig("inspect", "--json", str(out)).stdout)
+    assert info["chat_template"] == tc.CHATML_TEMPLATE
+    assert info["tokenizer"]["special"]["eos"]["text"] == "<|reserved_special_token_1|>"
