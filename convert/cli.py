@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,8 +100,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .inspect import format_summary, read_summary
 
     summary = read_summary(args.file)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print(format_summary(summary, full_template=args.template))
+    text = json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary, args.template)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `ozfig inspect X | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -105,7 +105,7 @@ def format_summary(s: dict[str, Any], full_template: bool = False) -> str:
     lines = [f"{s['path']}  ({human(s['file_size'])})"]
     kind = "LoRA adapter" if s["adapter"] else "model"
     lines.append(
-        f"  {kind}: {s['name'] or '-'}, architecture {s['architecture']}, file type {s['file_type']}"
+        f"  {kind} {s['name'] or '-'!r}, architecture {s['architecture']}, file type {s['file_type']}"
     )
     lines.append(f"  parameters: {s['parameters']:,} in {s['tensors']} tensors")
     if s["adapter"]:
