@@ -88,6 +88,7 @@ class Runtime:
                 batch=s.batch,
                 threads=s.threads,
                 max_waiting=s.queue,
+                prompt_cache=s.prompt_cache,
                 request_timeout=s.request_timeout,
             )
             engine = await asyncio.to_thread(Engine, model, config)

@@ -77,6 +77,12 @@ class Settings:
         minimum=32,
         maximum=65536,
     )
+    prompt_cache: bool = setting(
+        True,
+        "Reuse the KV cache of the longest matching prompt prefix a finished request left in a free slot "
+        "(system prompt, earlier chat turns): on or off.",
+        metavar="on|off",
+    )
     queue: int = setting(
         64,
         "Requests allowed to wait for a free slot; beyond it the server answers 503.",
@@ -143,7 +149,11 @@ def env_name(f: dataclasses.Field[Any]) -> str:
 
 
 def field_type(f: dataclasses.Field[Any]) -> type:
-    return {"int": int, "float": float, "str": str}[str(f.type)]
+    return {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def check_limits(f: dataclasses.Field[Any], value: Any) -> None:
@@ -159,6 +169,10 @@ def check_limits(f: dataclasses.Field[Any], value: Any) -> None:
 
 def convert_value(f: dataclasses.Field[Any], raw: str) -> Any:
     kind = field_type(f)
+    if kind is bool:
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise SettingsError(f"{flag_name(f)} / {env_name(f)} must be on or off, got {raw!r}")
     try:
         return kind(raw)
     except ValueError:

@@ -27,7 +27,9 @@ def formatter(model):
 
 
 def make_engine(model, **kw) -> Engine:
-    cfg = dict(slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=900.0)
+    cfg = dict(
+        slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=900.0, prompt_cache=False
+    )
     cfg.update(kw)
     return Engine(model, EngineConfig(**cfg))
 
@@ -182,5 +184,24 @@ def test_prompt_longer_than_the_context_is_refused(model) -> None:
         with pytest.raises(PromptTooLongError):
             engine.check_fits(300, 10)
         assert engine.check_fits(200, 100) == 56
+    finally:
+        engine.close()
+
+
+def test_prompt_prefix_is_reused_from_a_finished_request(model, formatter) -> None:
+    engine = make_engine(model, slots=2, prompt_cache=True)
+    system = {"role": "system", "content": "You are a helpful and detailed assistant called OzFig"}
+    first = formatter.tokens([system, {"role": "user", "content": "What is a cat?"}])
+    second = formatter.tokens([system, {"role": "user", "content": "What is a dog?"}])
+    shared = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    try:
+        a1, _ = asyncio.run(run_one(engine, first, 12))
+        assert engine.stats.prompt_tokens_cached_total == 0
+        a2, result = asyncio.run(run_one(engine, first, 12))  # the whole prompt but its last token
+        assert engine.stats.prompt_tokens_cached_total == len(first) - 1
+        assert result.prompt_tokens == len(first)
+        assert a2[:8] == a1[:8]
+        asyncio.run(run_one(engine, second, 12))  # the system turn and the user turn's opening
+        assert engine.stats.prompt_tokens_cached_total == len(first) - 1 + shared
     finally:
         engine.close()

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..errors import DeadlineExceededError, EngineError, OverloadedError, PromptTooLongError
+from ..errors import DeadlineExceededError, EngineError, OverloadedError, PromptTooLongError, RequestError
 from .model import LlamaModel
 from .sampling import SamplingParams
 from .scheduler import EngineStats, Finished, Job, Scheduler
@@ -27,6 +27,7 @@ class EngineConfig:
     threads: int = 0
     max_waiting: int = 64
     request_timeout: float = 600.0
+    prompt_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Engine:
             n_batch=config.batch,
             threads=config.threads,
             max_waiting=config.max_waiting,
+            prompt_cache=config.prompt_cache,
         )
         self.scheduler.start()
 
@@ -114,6 +116,8 @@ class Engine:
         return min(max_tokens, room)
 
     def submit(self, request: GenerationRequest) -> Generation:
+        if not request.prompt:
+            raise RequestError("the prompt is empty")
         max_tokens = self.check_fits(len(request.prompt), request.max_tokens)
         loop = asyncio.get_running_loop()
         gen = Generation(loop, len(request.prompt))

@@ -62,6 +62,7 @@ class EngineStats:
     requests_total: int = 0
     requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
     prompt_tokens_total: int = 0
+    prompt_tokens_cached_total: int = 0  # prompt tokens whose KV was reused from an earlier request
     completion_tokens_total: int = 0
     decode_steps_total: int = 0
     decode_seconds_total: float = 0.0
@@ -93,13 +94,30 @@ class _Slot:
     batch_index: int = -1  # where this slot's logits are in the current batch
 
 
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
 class Scheduler:
     """Owns the context; call `start`, then `submit` from any thread; `close` to end."""
 
     def __init__(
-        self, model: LlamaModel, *, n_slots: int, n_ctx: int, n_batch: int, threads: int, max_waiting: int
+        self,
+        model: LlamaModel,
+        *,
+        n_slots: int,
+        n_ctx: int,
+        n_batch: int,
+        threads: int,
+        max_waiting: int,
+        prompt_cache: bool = True,
     ) -> None:
         self.model = model
+        self.prompt_cache = prompt_cache
         self.n_slots = n_slots
         self.n_ctx = n_ctx  # per sequence
         self.n_batch = max(n_batch, n_slots)
@@ -111,6 +129,9 @@ class Scheduler:
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self.slots: list[_Slot | None] = [None] * n_slots
+        # what each sequence's KV cells hold, kept after an answer ends for prompt-prefix reuse
+        self.kv_tokens: list[list[int]] = [[] for _ in range(n_slots)]
+        self.kv_last_used: list[float] = [0.0] * n_slots
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
         self.stats = EngineStats(slots=n_slots)
@@ -194,7 +215,7 @@ class Scheduler:
             if job.deadline is not None and now > job.deadline:
                 self._finish_job(job, "timeout", 0)
                 continue
-            seq = self.slots.index(None)
+            seq = self._pick_sequence(job.prompt)
             slot = _Slot(
                 seq=seq,
                 job=job,
@@ -208,8 +229,23 @@ class Scheduler:
         self.stats.busy_slots = self.n_slots - self.free_slots
         return started
 
+    def _pick_sequence(self, prompt: list[int]) -> int:
+        """A free sequence id: the one whose KV holds the longest prefix of `prompt`, else the least recently used."""
+        free = [s for s in range(self.n_slots) if self.slots[s] is None]
+        if not self.prompt_cache:
+            return free[0]
+        return max(free, key=lambda s: (common_prefix(self.kv_tokens[s], prompt), -self.kv_last_used[s]))
+
     def _start_slot(self, slot: _Slot) -> None:
-        lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+        prompt = slot.job.prompt
+        cached = self.kv_tokens[slot.seq]
+        keep = min(common_prefix(cached, prompt), len(prompt) - 1) if self.prompt_cache else 0
+        if keep == 0 or not lc.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
+            keep = 0
+            lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+        self.kv_tokens[slot.seq] = prompt[:keep]
+        slot.fed = slot.pos = keep
+        self.stats.prompt_tokens_cached_total += keep
 
     def _drop_cancelled(self) -> None:
         now = time.monotonic()
@@ -235,6 +271,7 @@ class Scheduler:
             n = 0
             for slot in running:
                 n = self._put(self.batch, n, slot.last, slot.pos, slot.seq, True)
+                self.kv_tokens[slot.seq].append(slot.last)
                 slot.batch_index = n - 1
                 slot.pos += 1
             if self._decode(n, running):
@@ -244,11 +281,12 @@ class Scheduler:
             return
         filling = min(waiting, key=lambda s: s.job.submitted)  # oldest request first
         prompt = filling.job.prompt
-        end = min(len(prompt), filling.fed + self.prompt_chunk)
+        end = min(len(prompt), (filling.fed // self.prompt_chunk + 1) * self.prompt_chunk)
         n = 0
         for i in range(filling.fed, end):
             n = self._put(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
             filling.pos += 1
+        self.kv_tokens[filling.seq].extend(prompt[filling.fed : end])
         filling.fed = end
         filling.batch_index = n - 1
         if self._decode(n, [filling]) and end == len(prompt):
@@ -322,11 +360,14 @@ class Scheduler:
             rest += slot.stop.flush()
             if rest:
                 events.append(rest)
-        lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+        if reason == "error" or not self.prompt_cache:
+            lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+            self.kv_tokens[slot.seq] = []
+        self.kv_last_used[slot.seq] = time.monotonic()
         lc.llama_sampler_free(slot.sampler)
         self.slots[slot.seq] = None
         self.stats.busy_slots = self.n_slots - self.free_slots
-        self.stats.prompt_tokens_total += slot.fed
+        self.stats.prompt_tokens_total += len(slot.job.prompt)
         self._finish_job(slot.job, reason, slot.generated, events, error)
 
     def _finish_job(
