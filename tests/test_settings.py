@@ -44,6 +44,7 @@ def test_every_field_has_a_flag_an_env_var_and_a_description() -> None:
         ([], {"OZFIG_CTX": "12"}, "--ctx / OZFIG_CTX must be at least 256"),
         ([], {"OZFIG_TEMPERATURE": "warm"}, "must be float"),
         ([], {"OZFIG_LOG_LEVEL": "loud"}, "must be one of"),
+        ([], {"OZFIG_PROMPT_CACHE": "maybe"}, "--prompt-cache / OZFIG_PROMPT_CACHE must be on or off"),
     ],
 )
 def test_out_of_limits_values_are_refused_with_the_reason(
@@ -52,3 +53,9 @@ def test_out_of_limits_values_are_refused_with_the_reason(
     with pytest.raises(SettingsError) as info:
         from_sources(parse(argv), environ=env)
     assert fragment in info.value.message
+
+
+def test_switches_take_on_and_off() -> None:
+    assert from_sources(parse([]), environ={}).prompt_cache is True
+    assert from_sources(parse([]), environ={"OZFIG_PROMPT_CACHE": "off"}).prompt_cache is False
+    assert from_sources(parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}).prompt_cache is True
