@@ -142,8 +142,9 @@ def add_model_metadata(
     w.add_rope_dimension_count(params.head_dim)
     for key, (method, kind) in _SAMPLING.items():
         value = meta.generation_config.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            getattr(w, method)(kind(value))
+        add = getattr(w, method, None)  # older gguf packages lack the sampling keys
+        if add is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            add(kind(value))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocab(w, vocab)
 
