@@ -90,6 +90,7 @@ class ContextParams:
     threads: int = 0
     flash_attention: bool | None = None  # None = let llama.cpp choose
     embeddings: bool = False
+    kv_unified: bool = True  # one KV buffer shared by all sequences; False = a stream per sequence
 
 
 class LlamaModel:
@@ -232,7 +233,7 @@ class LlamaModel:
         cp.n_batch = p.n_batch
         cp.n_ubatch = p.n_batch
         cp.n_seq_max = p.n_seq
-        cp.kv_unified = True
+        cp.kv_unified = p.kv_unified
         threads = p.threads or (os.cpu_count() or 1)
         cp.n_threads = threads
         cp.n_threads_batch = threads

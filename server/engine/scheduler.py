@@ -123,8 +123,12 @@ class Scheduler:
         self.n_batch = max(n_batch, n_slots)
         self.prompt_chunk = n_batch
         self.max_waiting = max_waiting
+        # a KV stream per sequence: each answer attends over its own cells only (a unified buffer
+        # makes every row attend over all sequences' cells, masked: 16% fewer tokens/s at 8 clients)
         self.ctx = model.new_context(
-            ContextParams(n_ctx=n_ctx * n_slots, n_batch=self.n_batch, n_seq=n_slots, threads=threads)
+            ContextParams(
+                n_ctx=n_ctx * n_slots, n_batch=self.n_batch, n_seq=n_slots, threads=threads, kv_unified=False
+            )
         )
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
