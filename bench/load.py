@@ -118,7 +118,7 @@ async def run(
             results.append(await one(session, url, payload(i, max_tokens, stream, model)))
 
     async with aiohttp.ClientSession(
-        timeout=timeout, connector=aiohttp.TCPConnector(limit=clients)
+        timeout=timeout, connector=aiohttp.TCPConnector(limit=clients, force_close=True)
     ) as session:
         # one warm-up request, not counted
         await one(session, url, payload(99, 8, stream, model))

@@ -87,14 +87,9 @@ def test_concurrent_greedy_answers_equal_the_same_answers_alone(model, formatter
         batched = asyncio.run(together())
     finally:
         engine.close()
-    # A prompt is processed alone in fixed chunks, so the first token never depends on the load.
-    assert [a[0] for a in alone] == [b[0] for b in batched]
-    # llama.cpp's kernels give slightly different logits for 1 row and for 8 rows in one call
-    # (bench/RESULTS.md): a late divergence is possible, cross-talk would show at once.
-    same = sum(a == b for a, b in zip(alone, batched, strict=True))
-    assert same >= 4, list(zip(alone, batched, strict=True))
-    for a, b in zip(alone, batched, strict=True):
-        assert a[:4] == b[:4]
+    # A prompt is processed alone in fixed chunks and every sequence has its own KV stream, so
+    # an answer does not depend on what is decoded beside it (bench/batch_invariance.py: 32/32).
+    assert batched == alone
 
 
 def test_identical_prompts_decoded_together_give_identical_answers(model, formatter) -> None:
