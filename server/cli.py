@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "Serve a GGUF chat model over HTTP. The port is bound at once; /health answers 503 until the "
             "model is loaded. Every flag can also be set with the OZFIG_* environment variable shown."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(run=run)

@@ -179,6 +179,12 @@ def convert_value(f: dataclasses.Field[Any], raw: str) -> Any:
         raise SettingsError(f"{flag_name(f)} / {env_name(f)} must be {kind.__name__}, got {raw!r}") from None
 
 
+def shown_default(f: dataclasses.Field[Any]) -> str:
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    return repr(f.default)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per settings field; defaults are left to `from_sources`."""
     for f in dataclasses.fields(Settings):
@@ -195,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             metavar=meta["metavar"] or f.name.upper(),
             choices=meta["choices"],
-            help=f"{meta['help']}{detail} (env {env_name(f)}; default {f.default!r})",
+            help=f"{meta['help']}{detail} (env {env_name(f)}; default {shown_default(f)})",
         )
 
 
