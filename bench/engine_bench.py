@@ -76,7 +76,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--flash", action="store_true")
-    ap.add_argument("--baseline", default=str(Path(__file__).resolve().parents[2] / "shared" / "gpu" / "bench_decode.py"))
+    ap.add_argument(
+        "--baseline", default=str(Path(__file__).resolve().parents[2] / "shared" / "gpu" / "bench_decode.py")
+    )
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     base = load_baseline(args.baseline)
@@ -85,7 +87,9 @@ def main() -> None:
     ours = LlamaModel(args.model, gpu_layers=args.ngl)
     rows = []
     for B in [int(b) for b in args.batches.split(",")]:
-        engine = Engine(ours, EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads))
+        engine = Engine(
+            ours, EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads)
+        )
         base.run(base_model, n_vocab, B, min(args.prompt, 64), 8, threads, args.flash)  # warm-up
         asyncio.run(engine_run(engine, n_vocab, B, min(args.prompt, 64), 8))
         b_runs, e_runs = [], []

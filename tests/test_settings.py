@@ -58,4 +58,7 @@ def test_out_of_limits_values_are_refused_with_the_reason(
 def test_switches_take_on_and_off() -> None:
     assert from_sources(parse([]), environ={}).prompt_cache is True
     assert from_sources(parse([]), environ={"OZFIG_PROMPT_CACHE": "off"}).prompt_cache is False
-    assert from_sources(parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}).prompt_cache is True
+    assert (
+        from_sources(parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}).prompt_cache
+        is True
+    )
