@@ -79,8 +79,8 @@ class Settings:
     )
     prompt_cache: bool = setting(
         True,
-        "Reuse the KV cache of the longest matching prompt prefix a finished request left in a free slot "
-        "(system prompt, earlier chat turns): on or off.",
+        "Reuse the KV cache a finished request left for the same leading prompt chunks (--batch tokens "
+        "each; long system prompts, earlier chat turns): on or off. Answers are the same either way.",
         metavar="on|off",
     )
     queue: int = setting(

@@ -183,20 +183,28 @@ def test_prompt_longer_than_the_context_is_refused(model) -> None:
         engine.close()
 
 
-def test_prompt_prefix_is_reused_from_a_finished_request(model, formatter) -> None:
-    engine = make_engine(model, slots=2, prompt_cache=True)
+def test_prompt_prefix_is_reused_and_answers_do_not_change(model, formatter) -> None:
     system = {"role": "system", "content": "You are a helpful and detailed assistant called OzFig"}
     first = formatter.tokens([system, {"role": "user", "content": "What is a cat?"}])
     second = formatter.tokens([system, {"role": "user", "content": "What is a dog?"}])
     shared = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    fresh = make_engine(model, slots=1, batch=8, prompt_cache=False)
     try:
-        a1, _ = asyncio.run(run_one(engine, first, 12))
+        reference = [asyncio.run(run_one(fresh, p, 16))[0] for p in (first, second)]
+    finally:
+        fresh.close()
+    engine = make_engine(model, slots=2, batch=8, prompt_cache=True)
+    try:
+        a1, _ = asyncio.run(run_one(engine, first, 16))
         assert engine.stats.prompt_tokens_cached_total == 0
-        a2, result = asyncio.run(run_one(engine, first, 12))  # the whole prompt but its last token
-        assert engine.stats.prompt_tokens_cached_total == len(first) - 1
+        # reused: whole prompt chunks (8 tokens here) computed exactly as a fresh run computes them
+        a2, result = asyncio.run(run_one(engine, first, 16))
+        exact = (len(first) - 1) // 8 * 8
+        assert engine.stats.prompt_tokens_cached_total == exact > 0
         assert result.prompt_tokens == len(first)
-        assert a2[:8] == a1[:8]
-        asyncio.run(run_one(engine, second, 12))  # the system turn and the user turn's opening
-        assert engine.stats.prompt_tokens_cached_total == len(first) - 1 + shared
+        b, _ = asyncio.run(run_one(engine, second, 16))  # the system turn and the user turn's opening
+        assert engine.stats.prompt_tokens_cached_total == exact + shared // 8 * 8
     finally:
         engine.close()
+    assert [a1, b] == reference
+    assert a2 == a1

@@ -135,6 +135,9 @@ class Scheduler:
         self.slots: list[_Slot | None] = [None] * n_slots
         # what each sequence's KV cells hold, kept after an answer ends for prompt-prefix reuse
         self.kv_tokens: list[list[int]] = [[] for _ in range(n_slots)]
+        # how many of those were computed in whole, aligned prompt chunks: only these are reused,
+        # so that a reused prefix holds exactly the KV a fresh run would compute
+        self.kv_exact: list[int] = [0] * n_slots
         self.kv_last_used: list[float] = [0.0] * n_slots
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
@@ -238,16 +241,21 @@ class Scheduler:
         free = [s for s in range(self.n_slots) if self.slots[s] is None]
         if not self.prompt_cache:
             return free[0]
-        return max(free, key=lambda s: (common_prefix(self.kv_tokens[s], prompt), -self.kv_last_used[s]))
+        return max(free, key=lambda s: (self._reusable(s, prompt), -self.kv_last_used[s]))
+
+    def _reusable(self, seq: int, prompt: list[int]) -> int:
+        """Leading tokens of `prompt` whose KV `seq` holds exactly as a fresh run would compute it."""
+        shared = min(common_prefix(self.kv_tokens[seq], prompt), self.kv_exact[seq], len(prompt) - 1)
+        return shared - shared % self.prompt_chunk
 
     def _start_slot(self, slot: _Slot) -> None:
         prompt = slot.job.prompt
-        cached = self.kv_tokens[slot.seq]
-        keep = min(common_prefix(cached, prompt), len(prompt) - 1) if self.prompt_cache else 0
+        keep = self._reusable(slot.seq, prompt) if self.prompt_cache else 0
         if keep == 0 or not lc.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
             keep = 0
             lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
         self.kv_tokens[slot.seq] = prompt[:keep]
+        self.kv_exact[slot.seq] = keep
         slot.fed = slot.pos = keep
         self.stats.prompt_tokens_cached_total += keep
 
@@ -291,6 +299,8 @@ class Scheduler:
             n = self._put(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
             filling.pos += 1
         self.kv_tokens[filling.seq].extend(prompt[filling.fed : end])
+        if end - filling.fed == self.prompt_chunk and self.kv_exact[filling.seq] == filling.fed:
+            self.kv_exact[filling.seq] = end
         filling.fed = end
         filling.batch_index = n - 1
         if self._decode(n, [filling]) and end == len(prompt):
@@ -367,6 +377,7 @@ class Scheduler:
         if reason == "error" or not self.prompt_cache:
             lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
             self.kv_tokens[slot.seq] = []
+            self.kv_exact[slot.seq] = 0
         self.kv_last_used[slot.seq] = time.monotonic()
         lc.llama_sampler_free(slot.sampler)
         self.slots[slot.seq] = None
