@@ -71,6 +71,19 @@ class Tiny:
             self._cache[name] = out
         return self._cache[name]
 
+    def adapter_gguf(self) -> Path:
+        """The test adapter as a llama.cpp LoRA GGUF (F32)."""
+        return self.convert(
+            "lora-f32",
+            "--base",
+            str(self.base),
+            "--adapter",
+            str(self.adapter),
+            "--adapter-only",
+            "--quant",
+            "F32",
+        )
+
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:

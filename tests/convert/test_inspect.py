@@ -37,16 +37,7 @@ def test_inspect_shows_what_the_model_gguf_holds(tiny: Tiny) -> None:
 
 
 def test_inspect_shows_an_adapter_gguf(tiny: Tiny) -> None:
-    lora = tiny.convert(
-        "lora-f32",
-        "--base",
-        str(tiny.base),
-        "--adapter",
-        str(tiny.adapter),
-        "--adapter-only",
-        "--quant",
-        "F32",
-    )
+    lora = tiny.adapter_gguf()
     info = json.loads(ozfig("inspect", "--json", str(lora)).stdout)
     assert info["type"] == "adapter"
     assert info["adapter"] == {"type": "lora", "alpha": 64.0}  # rsLoRA: alpha/sqrt(r) = 4 = 64/r

@@ -29,16 +29,7 @@ def test_adapter_gguf_applied_at_load_time_matches_the_merged_model(
     tiny: Tiny, check_ids, merged_logits
 ) -> None:
     base = tiny.convert("base-f32", "--base", str(tiny.base), "--quant", "F32")
-    lora = tiny.convert(
-        "lora-f32",
-        "--base",
-        str(tiny.base),
-        "--adapter",
-        str(tiny.adapter),
-        "--adapter-only",
-        "--quant",
-        "F32",
-    )
+    lora = tiny.adapter_gguf()
     assert rel_err(llama_logits(base, check_ids, lora=lora), merged_logits) <= 1e-4
     # the default adapter type is F16: still close to the merged model
     lora16 = tiny.convert(

@@ -24,16 +24,7 @@ def test_serving_base_with_lora_answers_like_the_merged_model(tiny: Tiny, fake_d
     base = tiny.convert(
         "base-chatml-f32", "--base", str(tiny.base), "--tokenizer", str(tiny.adapter), "--quant", "F32"
     )
-    lora = tiny.convert(
-        "lora-f32",
-        "--base",
-        str(tiny.base),
-        "--adapter",
-        str(tiny.adapter),
-        "--adapter-only",
-        "--quant",
-        "F32",
-    )
+    lora = tiny.adapter_gguf()
     merged = tiny.convert(
         "merged-f32", "--base", str(tiny.base), "--adapter", str(tiny.adapter), "--quant", "F32"
     )
