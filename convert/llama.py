@@ -44,6 +44,20 @@ class LlamaParams:
     def rope_type(self) -> str:
         return str(self.rope.get("rope_type") or self.rope.get("type") or "default").lower()
 
+    def projection_shapes(self) -> dict[str, tuple[int, int]]:
+        """(rows, columns) of each layer's projection matrix, by its Hugging Face module name."""
+        q = self.n_head * self.head_dim
+        kv = self.n_head_kv * self.head_dim
+        return {
+            "q_proj": (q, self.n_embd),
+            "k_proj": (kv, self.n_embd),
+            "v_proj": (kv, self.n_embd),
+            "o_proj": (self.n_embd, q),
+            "gate_proj": (self.n_ff, self.n_embd),
+            "up_proj": (self.n_ff, self.n_embd),
+            "down_proj": (self.n_embd, self.n_ff),
+        }
+
 
 def _rope_parameters(config: dict[str, Any]) -> dict[str, Any]:
     """RoPE settings as one dict: transformers 5 writes `rope_parameters`, older ones `rope_scaling`."""
@@ -105,6 +119,18 @@ def params_from_config(config: dict[str, Any], where: str) -> LlamaParams:
             f"{where}: {params.n_head} attention heads do not split into {params.n_head_kv} KV heads."
         )
     return params
+
+
+# llama.cpp's name (within a block) of each projection, by its Hugging Face module name
+GGUF_PROJECTIONS = {
+    "q_proj": "attn_q",
+    "k_proj": "attn_k",
+    "v_proj": "attn_v",
+    "o_proj": "attn_output",
+    "gate_proj": "ffn_gate",
+    "up_proj": "ffn_up",
+    "down_proj": "ffn_down",
+}
 
 
 def gguf_name(hf_name: str, n_layer: int, _cache: dict[int, gguf.TensorNameMap] = {}) -> str | None:  # noqa: B006

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .adapter import Adapter, LoraModule
 from .errors import ShapeMismatchError, UnsupportedError
-from .llama import SKIPPED_SUFFIXES, LlamaParams, gguf_name, permute_heads, qk_row_order
+from .llama import GGUF_PROJECTIONS, SKIPPED_SUFFIXES, LlamaParams, gguf_name, permute_heads, qk_row_order
 from .read import F32Array, TensorInfo, TensorStore
 
 log = logging.getLogger("ozfig.convert.merge")
@@ -180,16 +180,7 @@ def plan_tensors(base: TensorStore, params: LlamaParams, adapter: Adapter | None
 
 def _check_shapes(jobs: list[TensorJob], params: LlamaParams) -> None:
     """The base's own tensors against its config: catches a config.json from another model."""
-    kv = params.n_head_kv * params.head_dim
-    want = {
-        "attn_q.weight": (params.n_head * params.head_dim, params.n_embd),
-        "attn_k.weight": (kv, params.n_embd),
-        "attn_v.weight": (kv, params.n_embd),
-        "attn_output.weight": (params.n_embd, params.n_head * params.head_dim),
-        "ffn_gate.weight": (params.n_ff, params.n_embd),
-        "ffn_up.weight": (params.n_ff, params.n_embd),
-        "ffn_down.weight": (params.n_embd, params.n_ff),
-    }
+    want = {f"{GGUF_PROJECTIONS[hf]}.weight": shape for hf, shape in params.projection_shapes().items()}
     for job in jobs:
         suffix = job.name.split(".", 2)[-1] if job.name.startswith("blk.") else job.name
         expected = want.get(suffix)

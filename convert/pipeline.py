@@ -206,15 +206,8 @@ def _adapter_pairs(
             "resized embeddings), which llama.cpp's LoRA GGUF cannot carry. Convert without --adapter-only to "
             "merge them."
         )
-    kv = params.n_head_kv * params.head_dim
     want = {
-        "q_proj": (params.n_head * params.head_dim, params.n_embd),
-        "k_proj": (kv, params.n_embd),
-        "v_proj": (kv, params.n_embd),
-        "o_proj": (params.n_embd, params.n_head * params.head_dim),
-        "gate_proj": (params.n_ff, params.n_embd),
-        "up_proj": (params.n_ff, params.n_embd),
-        "down_proj": (params.n_embd, params.n_ff),
+        **params.projection_shapes(),
         "embed_tokens": (params.vocab_size, params.n_embd),
         "lm_head": (params.vocab_size, params.n_embd),
     }

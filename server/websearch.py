@@ -98,8 +98,9 @@ class SnippetCache:
     def put(self, query: str, snippets: list[Snippet]) -> None:
         if self.size <= 0:
             return
-        self._items[self.key(query)] = (time.monotonic(), snippets)
-        self._items.move_to_end(self.key(query))
+        key = self.key(query)
+        self._items[key] = (time.monotonic(), snippets)
+        self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 

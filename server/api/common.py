@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from ..engine.engine import Engine
-from ..errors import BodyTooLargeError, InvalidJSONError, OverloadedError, RequestError
+from ..errors import BodyTooLargeError, InvalidJSONError, OverloadedError, QueryTooLongError, RequestError
 from ..runtime import Runtime
 
 T = TypeVar("T")
@@ -51,8 +51,6 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
 
 def check_query(query: str, max_chars: int) -> str:
-    from ..errors import QueryTooLongError
-
     if not query.strip():
         raise RequestError("the query is empty: ask something, as in /prompt/what%20is%20rust")
     if len(query) > max_chars:

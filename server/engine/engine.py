@@ -40,12 +40,11 @@ class GenerationRequest:
 class Generation:
     """One answer being generated: iterate for text pieces; `result` once it has ended."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, prompt_tokens: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self.job: Job | None = None
         self.result: Finished | None = None
-        self.prompt_tokens = prompt_tokens
 
     def _deliver(self, events: list[object]) -> None:
         """Called on the engine thread."""
@@ -120,7 +119,7 @@ class Engine:
             raise RequestError("the prompt is empty")
         max_tokens = self.check_fits(len(request.prompt), request.max_tokens)
         loop = asyncio.get_running_loop()
-        gen = Generation(loop, len(request.prompt))
+        gen = Generation(loop)
         job = Job(
             prompt=list(request.prompt),
             max_tokens=max_tokens,

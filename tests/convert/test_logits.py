@@ -38,6 +38,28 @@ def test_adapter_gguf_applied_at_load_time_matches_the_merged_model(
     assert rel_err(llama_logits(base, check_ids, lora=lora16), merged_logits) <= 2e-3
 
 
+def assert_merged_and_adapter_gguf_match(
+    tiny: Tiny, adapter, name: str, ref: np.ndarray, check_ids: list[int]
+) -> None:
+    """Merged into an F32 GGUF, and applied at load time as a LoRA GGUF: both give `ref`."""
+    merged = tiny.convert(
+        f"{name}-f32", "--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F32"
+    )
+    assert rel_err(llama_logits(merged, check_ids), ref) <= 1e-4
+    base = tiny.convert("base-f32", "--base", str(tiny.base), "--quant", "F32")
+    lora = tiny.convert(
+        f"{name}-lora",
+        "--base",
+        str(tiny.base),
+        "--adapter",
+        str(adapter),
+        "--adapter-only",
+        "--quant",
+        "F32",
+    )
+    assert rel_err(llama_logits(base, check_ids, lora=lora), ref) <= 1e-4
+
+
 def _pattern_adapter(tiny: Tiny):
     ranks = {"q_proj": 8, "down_proj": 4}
     cfg = tc.adapter_config(
@@ -52,22 +74,7 @@ def _pattern_adapter(tiny: Tiny):
 def test_rank_and_alpha_patterns_merge_and_fold_into_the_adapter_gguf(tiny: Tiny, check_ids) -> None:
     adapter = _pattern_adapter(tiny)
     ref = reference_logits(tiny.config, tc.merged_state_dict(tiny.weights, adapter), check_ids)
-    merged = tiny.convert(
-        "patterns-f32", "--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F32"
-    )
-    assert rel_err(llama_logits(merged, check_ids), ref) <= 1e-4
-    base = tiny.convert("base-f32", "--base", str(tiny.base), "--quant", "F32")
-    lora = tiny.convert(
-        "patterns-lora",
-        "--base",
-        str(tiny.base),
-        "--adapter",
-        str(adapter),
-        "--adapter-only",
-        "--quant",
-        "F32",
-    )
-    assert rel_err(llama_logits(base, check_ids, lora=lora), ref) <= 1e-4
+    assert_merged_and_adapter_gguf_match(tiny, adapter, "patterns", ref, check_ids)
 
 
 def test_modules_to_save_and_resized_embeddings_are_taken_whole(tiny: Tiny, check_ids) -> None:
@@ -175,19 +182,4 @@ def test_embedding_lora_merges_and_applies_at_load_time(tiny: Tiny, check_ids) -
         "adapter-embedding", tc.adapter_config(target_modules=[*tc.PROJECTIONS, "embed_tokens"]), weights
     )
     ref = reference_logits(tiny.config, tc.merged_state_dict(tiny.weights, adapter), check_ids)
-    merged = tiny.convert(
-        "embedding-f32", "--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F32"
-    )
-    assert rel_err(llama_logits(merged, check_ids), ref) <= 1e-4
-    base = tiny.convert("base-f32", "--base", str(tiny.base), "--quant", "F32")
-    lora = tiny.convert(
-        "embedding-lora",
-        "--base",
-        str(tiny.base),
-        "--adapter",
-        str(adapter),
-        "--adapter-only",
-        "--quant",
-        "F32",
-    )
-    assert rel_err(llama_logits(base, check_ids, lora=lora), ref) <= 1e-4
+    assert_merged_and_adapter_gguf_match(tiny, adapter, "embedding", ref, check_ids)
