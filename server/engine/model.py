@@ -62,6 +62,15 @@ def gpu_offload_supported() -> bool:
     return bool(lc.llama_supports_gpu_offload())
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU advertises AMX tiles (Linux's /proc/cpuinfo; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return " amx_tile" in f.read()
+    except OSError:
+        return False
+
+
 def check_gguf_file(path: str) -> None:
     """Cheap checks before a load: the file exists and starts with the GGUF magic."""
     if not os.path.exists(path):
@@ -105,6 +114,10 @@ class LlamaModel:
             0 if not gpu_offload_supported() else (1_000_000 if gpu_layers < 0 else gpu_layers)
         )
         self.gpu_layers = params.n_gpu_layers
+        # llama.cpp's AMX weight buffers (picked on CPUs with AMX tiles, as Xeon Sapphire Rapids)
+        # crash in ggml_backend_amx_mul_mat on the first decode from the engine's thread; without
+        # the extra buffer types the same CPU runs the plain AVX-512 kernels. Other CPUs keep them.
+        params.use_extra_bufts = not cpu_has_amx()
         LLAMA_LOG.errors.clear()
         ptr = lc.llama_model_load_from_file(path.encode(), params)
         if not ptr:
