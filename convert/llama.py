@@ -71,15 +71,18 @@ def _rope_parameters(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_architecture(config: dict[str, Any], where: str) -> None:
     archs = config.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise InputError(f"{where}/config.json: architectures must be a list of names, not {archs!r}.")
     model_type = config.get("model_type")
     if not (set(archs) & HF_ARCHITECTURES) and not (not archs and model_type == "llama"):
-        found = ", ".join(archs) or model_type or "unknown"
+        found = ", ".join(archs) or str(model_type or "unknown")
         raise UnsupportedError(
             f"{where} is a {found} model; ozfig convert handles the llama architecture "
             "(LlamaForCausalLM: Llama 2, 3, 3.1, 3.2 and their fine-tunes)."
         )
     if config.get("quantization_config"):
-        method = config["quantization_config"].get("quant_method", "some")
+        quant = config["quantization_config"]
+        method = quant.get("quant_method", "some") if isinstance(quant, dict) else "some"
         raise UnsupportedError(
             f"{where} is a {method}-quantized checkpoint. Merging into quantized weights loses quality: "
             "pass the original 16-bit base model (for example meta-llama/Llama-3.1-8B)."
@@ -92,7 +95,7 @@ def params_from_config(config: dict[str, Any], where: str) -> LlamaParams:
         n_head = int(config["num_attention_heads"])
         n_embd = int(config["hidden_size"])
         head_dim_raw = config.get("head_dim")
-        head_dim = int(head_dim_raw) if head_dim_raw is not None else n_embd // n_head
+        head_dim = int(head_dim_raw) if head_dim_raw is not None else n_embd // max(1, n_head)
         rope = _rope_parameters(config)
         params = LlamaParams(
             n_layer=int(config["num_hidden_layers"]),
@@ -108,8 +111,23 @@ def params_from_config(config: dict[str, Any], where: str) -> LlamaParams:
             vocab_size=int(config["vocab_size"]),
             tie_embeddings=bool(config.get("tie_word_embeddings", False)),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise InputError(f"{where}/config.json lacks a llama setting or has a bad value: {exc}") from None
+    sizes = {
+        "num_hidden_layers": params.n_layer,
+        "hidden_size": params.n_embd,
+        "intermediate_size": params.n_ff,
+        "num_attention_heads": params.n_head,
+        "num_key_value_heads": params.n_head_kv,
+        "head_dim": params.head_dim,
+        "vocab_size": params.vocab_size,
+    }
+    bad = [f"{k} = {v}" for k, v in sizes.items() if v < 1]
+    if bad or not math.isfinite(params.rms_eps) or params.rms_eps <= 0:
+        raise InputError(
+            f"{where}/config.json has a bad value: {', '.join(bad) or f'rms_norm_eps = {params.rms_eps}'} "
+            "(sizes must be at least 1, rms_norm_eps a positive number)."
+        )
     if params.rope_type not in ("default", "llama3", "linear"):
         raise UnsupportedError(
             f"{where} uses RoPE scaling {params.rope_type!r}; ozfig convert handles none, 'linear' and 'llama3'."

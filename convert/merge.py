@@ -5,6 +5,12 @@ name a base tensor of the right shape, whole replacement tensors must exist in t
 (resized embeddings may change the row count), and every base tensor must have a llama.cpp
 name. `TensorJob.rows` then yields float32 blocks of the output tensor in llama.cpp's row
 order (the Q/K permutation is a row gather), so peak memory is one block, not one model.
+
+DoRA is merged as PEFT's `merge_and_unload` does: V = W + scale * B @ A, then each output
+row of V (for an embedding: each column, one per hidden dimension) is rescaled to the
+learned magnitude, V * m / ||V||, the norm taken over the input dimension. Rows are
+independent, so linear layers stream as before; an embedding's column norms take one
+extra pass over its rows first.
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ class TensorJob:
         step = max(1, block_bytes // max(1, 4 * n_cols))
         order = self.row_order()
         lora = self._lora_factors()
+        magnitude = self._magnitude()
+        column_scale = None
+        if magnitude is not None and lora is not None and self.lora is not None and self.lora.embedding:
+            column_scale = magnitude / self._column_norms(lora, step)
         for start in range(0, n_rows, step):
             stop = min(n_rows, start + step)
             idx: slice | npt.NDArray[np.intp] = slice(start, stop) if order is None else order[start:stop]
@@ -64,12 +74,34 @@ class TensorJob:
             if lora is not None:
                 left, right = lora  # delta rows = left[idx] @ right
                 block += left[idx] @ right
+            if column_scale is not None:
+                block *= column_scale
+            elif magnitude is not None:  # DoRA on a linear layer: each output row to its magnitude
+                block *= (magnitude[idx] / np.linalg.norm(block, axis=1))[:, None]
             if order is None:
                 self.store.release(
                     self.source.name, (start, stop)
                 )  # keep the input's resident pages to a block
             yield block
         self.store.release(self.source.name)
+
+    def _column_norms(self, lora: tuple[F32Array, F32Array], step: int) -> F32Array:
+        """||W + delta|| of each column (DoRA on an embedding), one pass over blocks of rows."""
+        left, right = lora
+        squares = np.zeros(self.shape[1], dtype=np.float64)
+        for start in range(0, self.shape[0], step):
+            stop = min(self.shape[0], start + step)
+            block = self.store.rows_f32(self.source.name, slice(start, stop))
+            block += left[start:stop] @ right
+            squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+            self.store.release(self.source.name, (start, stop))
+        norms: F32Array = np.sqrt(squares).astype(np.float32)
+        return norms
+
+    def _magnitude(self) -> F32Array | None:
+        if self.lora is None or self.lora.magnitude is None or self.lora_store is None:
+            return None
+        return self.lora_store.f32(self.lora.magnitude.name)
 
     def _lora_factors(self) -> tuple[F32Array, F32Array] | None:
         """(left, right) with scale * delta = left @ right, left indexed by output row."""
@@ -193,6 +225,14 @@ def _check_shapes(jobs: list[TensorJob], params: LlamaParams) -> None:
             raise ShapeMismatchError(
                 f"{job.hf_name} has {job.shape[1]} columns, hidden_size is {params.n_embd}."
             )
+    rows = {job.hf_name: job.shape[0] for job in jobs if job.name in ("token_embd.weight", "output.weight")}
+    if len(set(rows.values())) > 1:
+        raise ShapeMismatchError(
+            "the input and output embeddings have different vocabulary sizes ("
+            + ", ".join(f"{k}: {v} rows" for k, v in sorted(rows.items()))
+            + "): the fine-tune resized the vocabulary but the adapter does not hold both resized layers. "
+            "Save the adapter with both embed_tokens and lm_head (target_modules or modules_to_save)."
+        )
 
 
 def vocab_rows(jobs: list[TensorJob]) -> int:

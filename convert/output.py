@@ -1,10 +1,12 @@
 """Safe output: nothing appears at the destination until the finished file is renamed there.
 
-Files are written under temporary names in the destination's own folder
-(`.NAME.<step>.ozfig-partial-<pid>`), so the final rename is atomic on every POSIX file
-system. On an error, Ctrl-C or SIGTERM the temporary files are removed; after a SIGKILL
-(or a power cut) they stay, but the destination does not exist, and the next run for the
-same destination removes leftovers whose process is gone.
+Files are written under temporary names in the destination's own folder, so the final
+rename is atomic on every POSIX file system. The names are made by `tempfile`
+(`.NAME.<step>.ozfig-partial-<pid>-<random>`, created exclusively, so nobody can plant a
+file or a link there in advance); the pid in them lets a later run tell leftovers from
+files in use. On an error, Ctrl-C or SIGTERM the temporary files are removed; after a
+SIGKILL (or a power cut) they stay, but the destination does not exist, and the next run
+for the same destination removes leftovers whose process is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +38,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def free_bytes(folder: Path) -> int:
@@ -87,7 +96,7 @@ class SafeOutput:
         prefix = f".{self.dest.name}."
         for path in self.dest.parent.glob(f"{prefix}*{PARTIAL_TAG}*"):
             try:
-                pid = int(path.name.rsplit(PARTIAL_TAG, 1)[1])
+                pid = int(path.name.rsplit(PARTIAL_TAG, 1)[1].split("-", 1)[0])
             except ValueError:
                 continue
             if not _pid_alive(pid):
@@ -95,8 +104,18 @@ class SafeOutput:
                 path.unlink(missing_ok=True)
 
     def temp(self, step: str) -> Path:
-        path = self.dest.parent / f".{self.dest.name}.{step}{PARTIAL_TAG}{os.getpid()}"
+        """A new, empty file beside the destination, under a name nobody could have guessed."""
+        fd, name = tempfile.mkstemp(
+            prefix=f".{self.dest.name}.{step}{PARTIAL_TAG}{os.getpid()}-", dir=self.dest.parent
+        )
+        path = Path(name)
         self.temps.append(path)
+        try:
+            os.fchmod(
+                fd, 0o666 & ~_umask()
+            )  # the finished file gets the usual permissions, not mkstemp's 0600
+        finally:
+            os.close(fd)
         return path
 
     def commit(self, temp: Path) -> None:

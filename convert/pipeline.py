@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .adapter import Adapter, open_adapter
 from .errors import ConvertError, ShapeMismatchError, UnsupportedError
 from .hub import ADAPTER_FILES, BASE_FILES, TOKENIZER_FILES, is_hub_id, resolve
@@ -200,12 +202,20 @@ def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report:
 def _adapter_pairs(
     adapter: Adapter, params: LlamaParams, base_tensors: TensorStore | None
 ) -> list[AdapterTensorPair]:
-    if adapter.whole:
+    dora = [m.module for m in adapter.modules if m.dora]
+    if dora:
         raise UnsupportedError(
-            f"the adapter replaces whole tensors ({', '.join(sorted(adapter.whole)[:3])}: modules_to_save or "
-            "resized embeddings), which llama.cpp's LoRA GGUF cannot carry. Convert without --adapter-only to "
-            "merge them."
+            f"the adapter is DoRA (magnitude vectors on {len(dora)} module(s), first: {dora[0]}): llama.cpp applies "
+            "only plain LoRA at load time, so it cannot be an adapter GGUF. Convert without --adapter-only to "
+            "merge it."
         )
+    replaced = sorted(set(adapter.whole) - set(adapter.saved_base))
+    if replaced:
+        raise UnsupportedError(
+            f"the adapter replaces whole tensors ({', '.join(replaced[:3])}: modules_to_save or resized "
+            "embeddings), which llama.cpp's LoRA GGUF cannot carry. Convert without --adapter-only to merge them."
+        )
+    _check_saved_base_layers(adapter, params, base_tensors)
     want = {
         **params.projection_shapes(),
         "embed_tokens": (params.vocab_size, params.n_embd),
@@ -242,6 +252,34 @@ def _adapter_pairs(
             f"{'; '.join(bad[:3])})."
         )
     return pairs
+
+
+def _check_saved_base_layers(adapter: Adapter, params: LlamaParams, base_tensors: TensorStore | None) -> None:
+    """The embedding layers PEFT saved beside the LoRA must be the base's own: the adapter GGUF cannot carry them.
+
+    PEFT saves them whenever embed_tokens or lm_head is adapted; they differ from the base
+    only when the fine-tune resized the vocabulary (more rows), which needs a merged model.
+    """
+    for name, info in sorted(adapter.saved_base.items()):
+        base_shape = (params.vocab_size, params.n_embd)
+        if base_tensors is not None and name in base_tensors:
+            base_shape = tuple(base_tensors.info(name).shape)  # type: ignore[assignment]
+        same = tuple(info.shape) == base_shape
+        if same and base_tensors is not None and name in base_tensors:
+            step = max(1, (64 << 20) // max(1, 4 * base_shape[1]))
+            for start in range(0, base_shape[0], step):
+                rows = slice(start, min(base_shape[0], start + step))
+                if not np.array_equal(
+                    adapter.tensors.rows_f32(info.name, rows), base_tensors.rows_f32(name, rows)
+                ):
+                    same = False
+                    break
+        if not same:
+            raise UnsupportedError(
+                f"the adapter carries its own {name} ({info.shape[0]} rows; the base has {base_shape[0]}): the "
+                "fine-tune resized the vocabulary or changed the embeddings, which llama.cpp's LoRA GGUF cannot "
+                "carry. Convert without --adapter-only to merge them."
+            )
 
 
 def _convert_adapter(opts: ConvertOptions, quant: str, output: SafeOutput, report: Reporter) -> Result:

@@ -68,6 +68,39 @@ def bf16_to_f32(raw: npt.NDArray[np.uint16]) -> F32Array:
     return wide.view(np.float32)
 
 
+def _is_count(value: Any) -> bool:
+    """A non-negative JSON integer (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tensor_info(path: Path, name: str, entry: Any, data_start: int) -> TensorInfo:
+    """One header entry, checked: a dtype string, a shape of non-negative integers, a forward byte range."""
+    damaged = f"{path} has a damaged safetensors header: tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{damaged} is not described by a JSON object. Download it again.")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str):
+        raise InputError(f"{damaged} has no dtype. Download it again.")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise InputError(f"{damaged} has no valid shape (a list of non-negative integers): {shape!r}.")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_count(o) for o in offsets)
+        or offsets[1] < offsets[0]
+    ):
+        raise InputError(f"{damaged} has no valid data_offsets (two increasing byte offsets): {offsets!r}.")
+    begin, end = offsets
+    return TensorInfo(
+        name=name,
+        dtype=dtype,
+        shape=tuple(shape),
+        file=path,
+        offset=data_start + begin,
+        nbytes=end - begin,
+    )
+
+
 class SafetensorsFile:
     """One .safetensors file: its header at once, its data through a memory map."""
 
@@ -85,24 +118,21 @@ class SafetensorsFile:
                         f"{path} is not a safetensors file or is truncated (header length {n}). "
                         "Download it again."
                     )
-                header: dict[str, Any] = json.loads(fh.read(n))
+                header: Any = json.loads(fh.read(n))
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise InputError(f"{path} has a damaged safetensors header. Download it again.") from None
-        self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+        if not isinstance(header, dict):
+            raise InputError(
+                f"{path} has a damaged safetensors header (not a JSON object). Download it again."
+            )
+        metadata = header.pop("__metadata__", None) or {}
+        self.metadata: dict[str, str] = metadata if isinstance(metadata, dict) else {}
         data_start = 8 + n
         self.tensors: dict[str, TensorInfo] = {}
         for name, entry in header.items():
-            begin, end = entry["data_offsets"]
-            info = TensorInfo(
-                name=name,
-                dtype=str(entry["dtype"]),
-                shape=tuple(int(d) for d in entry["shape"]),
-                file=path,
-                offset=data_start + int(begin),
-                nbytes=int(end) - int(begin),
-            )
+            info = _tensor_info(path, name, entry, data_start)
             if info.offset + info.nbytes > size:
                 raise InputError(
                     f"{path} is truncated: tensor {name!r} ends past the end of the file. Download it again."
@@ -218,9 +248,15 @@ def checkpoint_files(folder: Path, stem: str = "model") -> list[Path]:
     single = folder / f"{stem}.safetensors"
     if index.is_file():
         try:
-            weight_map: dict[str, str] = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError) as exc:
+            weight_map: Any = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise InputError(f"{index} is not a valid safetensors index ({exc}).") from None
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(v, str) and v and "/" not in v and v not in (".", "..") for v in weight_map.values()
+        ):
+            raise InputError(
+                f"{index} is not a valid safetensors index (weight_map must map names to file names)."
+            )
         names = sorted(set(weight_map.values()))
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
@@ -249,7 +285,7 @@ def read_json(path: Path, required: bool = True) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise InputError(f"{path} does not hold a JSON object.")

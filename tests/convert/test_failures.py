@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -35,18 +36,11 @@ def _adapter_variant(tiny: Tiny, name: str, **config) -> Path:
     )
 
 
-def test_dora_is_refused(tiny: Tiny) -> None:
-    adapter = _adapter_variant(tiny, "dora", use_dora=True)
-    _convert_refused(tiny, ["--base", str(tiny.base), "--adapter", str(adapter)], "DoRA")
-
-
-def test_dora_magnitude_tensors_are_refused_even_without_the_flag(tiny: Tiny) -> None:
-    weights = tc.adapter_weights(tiny.shape)
-    weights["base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector"] = np.ones(
-        256, np.float32
+def test_use_dora_without_magnitude_vectors_is_refused(tiny: Tiny) -> None:
+    adapter = _adapter_variant(tiny, "dora-no-magnitudes", use_dora=True)
+    _convert_refused(
+        tiny, ["--base", str(tiny.base), "--adapter", str(adapter)], "use_dora", "no DoRA magnitude vectors"
     )
-    adapter = tiny.make_adapter("dora-tensors", tc.adapter_config(), weights, tokenizer=False)
-    _convert_refused(tiny, ["--base", str(tiny.base), "--adapter", str(adapter)], "DoRA")
 
 
 def test_other_peft_methods_are_refused(tiny: Tiny) -> None:
@@ -229,3 +223,154 @@ def test_inspect_refuses_what_is_not_gguf(tmp_path: Path) -> None:
     junk.write_bytes(b"definitely not a gguf file")
     assert_refused(ozfig("inspect", str(junk)), "not a GGUF file")
     assert_refused(ozfig("inspect", str(tmp_path / "absent.gguf")), "does not exist")
+
+
+# --- hostile or damaged inputs (issue 9): one-line errors, never a traceback -----------------
+
+
+def _rewrite_header(src: Path, dst: Path, edit) -> None:
+    """Copy a safetensors file with its JSON header changed by `edit(header) -> new header`."""
+    raw = src.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(edit(header)).encode()
+    text += b" " * (-len(text) % 8)
+    dst.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
+
+
+def _damaged_adapter(tiny: Tiny, name: str, edit) -> Path:
+    folder = tiny.root / name
+    if not folder.exists():
+        folder.mkdir()
+        shutil.copy(tiny.adapter / "adapter_config.json", folder / "adapter_config.json")
+        _rewrite_header(
+            tiny.adapter / "adapter_model.safetensors", folder / "adapter_model.safetensors", edit
+        )
+    return folder
+
+
+def _first_tensor(header: dict) -> str:
+    return sorted(k for k in header if k != "__metadata__")[0]
+
+
+def _negative_offsets(header: dict) -> dict:
+    entry = header[_first_tensor(header)]
+    begin, end = entry["data_offsets"]
+    size = end - begin
+    entry["data_offsets"] = [-size, 0]  # same length, but it would point into the header
+    return header
+
+
+def _negative_dims(header: dict) -> dict:
+    entry = header[_first_tensor(header)]
+    entry["shape"] = [-d for d in entry["shape"]]  # same element count
+    return header
+
+
+def _missing_offsets(header: dict) -> dict:
+    del header[_first_tensor(header)]["data_offsets"]
+    return header
+
+
+def _missing_shape(header: dict) -> dict:
+    del header[_first_tensor(header)]["shape"]
+    return header
+
+
+def _entry_not_object(header: dict) -> dict:
+    header[_first_tensor(header)] = "F32"
+    return header
+
+
+_DAMAGES = {
+    "list": (lambda h: [1, 2, 3], "not a JSON object"),
+    "string": (lambda h: "a string", "not a JSON object"),
+    "negative-offsets": (_negative_offsets, "data_offsets"),
+    "negative-dims": (_negative_dims, "shape"),
+    "no-offsets": (_missing_offsets, "data_offsets"),
+    "no-shape": (_missing_shape, "shape"),
+    "entry-not-object": (_entry_not_object, "not described by a JSON object"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGES))
+def test_a_damaged_safetensors_header_is_a_one_line_error(tiny: Tiny, damage: str) -> None:
+    edit, fragment = _DAMAGES[damage]
+    adapter = _damaged_adapter(tiny, f"damaged-{damage}", edit)
+    _convert_refused(
+        tiny,
+        ["--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F16"],
+        "damaged safetensors header",
+        fragment,
+    )
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_rank_zero_is_refused_not_a_division_by_zero(tiny: Tiny, rslora: bool) -> None:
+    # rank-0 tensors agree with r: 0, so only the rank's own check stands between them and alpha / 0
+    adapter = tiny.make_adapter(
+        f"rank-zero-{rslora}",
+        tc.adapter_config(r=0, use_rslora=rslora),
+        tc.adapter_weights(tiny.shape, rank=0),
+        tokenizer=False,
+    )
+    _convert_refused(
+        tiny, ["--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F16"], "r is 0", "at least 1"
+    )
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_a_non_finite_lora_alpha_is_refused(tiny: Tiny, alpha: float) -> None:
+    adapter = tiny.make_adapter(
+        f"alpha-{alpha}", tc.adapter_config(lora_alpha=alpha), tc.adapter_weights(tiny.shape), tokenizer=False
+    )
+    _convert_refused(
+        tiny, ["--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F16"], "lora_alpha", "finite"
+    )
+
+
+def test_a_non_finite_alpha_pattern_is_refused(tiny: Tiny) -> None:
+    cfg = tc.adapter_config(alpha_pattern={"q_proj": float("nan")})
+    adapter = tiny.make_adapter("alpha-pattern-nan", cfg, tc.adapter_weights(tiny.shape), tokenizer=False)
+    _convert_refused(
+        tiny, ["--base", str(tiny.base), "--adapter", str(adapter), "--quant", "F16"], "q_proj", "finite"
+    )
+
+
+def test_temporary_files_cannot_be_planted_in_advance(tiny: Tiny, tmp_path: Path) -> None:
+    """The old names (`.NAME.f32.ozfig-partial-PID`) could be guessed: a link planted there was written through."""
+    from convert.pipeline import ConvertOptions, Reporter, convert
+
+    out = tmp_path / "model.gguf"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = [
+        tmp_path / f".{out.name}.{step}.ozfig-partial-{os.getpid()}" for step in ("f32", "f16", "q8_0")
+    ]
+    for link in planted:
+        link.symlink_to(victim)
+    convert(
+        ConvertOptions(base=str(tiny.base), out=out, quant="F32", verify=False),
+        Reporter(progress=False, say=lambda msg: None),
+    )
+    assert victim.read_text() == "precious"
+    assert out.read_bytes()[:4] == b"GGUF"
+    assert all(link.is_symlink() for link in planted)  # another's files are left alone
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the usual permissions, not 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_temporary_names_are_fresh_each_time(tmp_path: Path) -> None:
+    from convert.output import SafeOutput
+
+    output = SafeOutput(tmp_path / "x.gguf")
+    first, second = output.temp("f16"), output.temp("f16")
+    assert first != second and first.is_file() and second.is_file()
+    assert first.parent == tmp_path and first.name.startswith(f".x.gguf.f16.ozfig-partial-{os.getpid()}-")
+    output.cleanup()
+    assert not list(tmp_path.iterdir())
