@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,9 +144,53 @@ def merged_logits(tiny: Tiny, merged_state: dict[str, Any], check_ids: list[int]
     return reference_logits(tiny.config, merged_state, check_ids)
 
 
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return " amx_tile" in f.read()
+    except OSError:
+        return False
+
+
+@contextmanager
+def _no_extra_weight_buffers() -> Iterator[None]:
+    """Load without llama.cpp's extra weight buffers on CPUs with AMX tiles, as ozfig's engine does.
+
+    llama.cpp's AMX mul_mat (picked for quantized weights on such CPUs) crashes the process
+    on the first decode; `llama_cpp.Llama` has no argument for `use_extra_bufts`, so its
+    default parameters are adjusted while it loads.
+    """
+    if not _cpu_has_amx():
+        yield
+        return
+    module = llama_cpp.llama_cpp
+    original = module.llama_model_default_params
+
+    def without() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    module.llama_model_default_params = without
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
+
+
 def llama_logits(model: Path, ids: list[int], lora: Path | None = None) -> np.ndarray:
     """llama.cpp's logits for every position, with F32 KV cache (no rounding of its own)."""
-    llm = llama_cpp.Llama(
+    with _no_extra_weight_buffers():
+        llm = _load_llama(model, lora)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)], dtype=np.float32)
+    finally:
+        llm.close()
+
+
+def _load_llama(model: Path, lora: Path | None) -> llama_cpp.Llama:
+    return llama_cpp.Llama(
         model_path=str(model),
         lora_path=str(lora) if lora else None,
         n_ctx=256,
@@ -156,11 +202,6 @@ def llama_logits(model: Path, ids: list[int], lora: Path | None = None) -> np.nd
         type_v=llama_cpp.GGML_TYPE_F32,
         verbose=False,
     )
-    try:
-        llm.eval(ids)
-        return np.array(llm.scores[: len(ids)], dtype=np.float32)
-    finally:
-        llm.close()
 
 
 def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
