@@ -87,7 +87,7 @@ class Adapter:
         ranks = sorted({m.rank for m in self.modules})
         kind = "rsLoRA" if cfg.get("use_rslora") else "LoRA"
         if any(m.dora for m in self.modules):
-            kind = f"DoRA ({kind})"
+            kind = "DoRA with rsLoRA scaling" if cfg.get("use_rslora") else "DoRA"
         scales = ", ".join(f"{s:g}" for s in sorted(self.scales)) or "-"
         n_whole = len(self.whole) - len(self.saved_base)
         extra = f", {n_whole} whole tensor(s)" if n_whole else ""
@@ -171,7 +171,6 @@ def adapter_folder(folder: Path) -> Path:
         return folder
     named = sorted(p for p in folder.iterdir() if (p / "adapter_config.json").is_file())
     if len(named) == 1:
-        log.info("using the adapter %r saved in %s", named[0].name, named[0])
         return named[0]
     if named:
         raise InputError(

@@ -130,6 +130,8 @@ def _open_adapter(opts: ConvertOptions, report: Reporter) -> Adapter | None:
         return None
     folder = resolve(opts.adapter, "adapter", ADAPTER_FILES, None)
     adapter = open_adapter(folder)
+    if adapter.folder != folder:
+        report.say(f"adapter: the one named {adapter.folder.name!r}, in {adapter.folder}")
     for warning in adapter.warnings:
         report.warn(warning)
     report.say(f"adapter: {adapter.describe()}")

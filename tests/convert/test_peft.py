@@ -282,3 +282,27 @@ def test_llama3_vocabulary_adapter_served_with_lora(bases: Bases) -> None:
     with serving("--model", str(merged), *common) as url:
         merged_answer = _chat(url, question)
     assert with_lora and with_lora == merged_answer
+
+
+def test_older_modules_to_save_spellings_convert_alike(bases: Bases) -> None:
+    """The same peft adapter with lm_head's copy under the names earlier peft releases used."""
+    from safetensors.numpy import load_file, save_file
+
+    cell = next(c for c in CELLS if c.name == "modules-to-save")
+    result = pa.make_adapter(bases.untied, cell, bases.root / "adapter-mts", TEXT)
+    config = json.loads((bases.untied / "config.json").read_text())
+    for spelling in ("modules_to_save.default", "modules_to_save"):
+        folder = bases.root / f"adapter-mts-{spelling}"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_bytes((result.adapter / "adapter_config.json").read_bytes())
+        weights = load_file(str(result.adapter / "adapter_model.safetensors"))
+        head = weights.pop("base_model.model.lm_head.weight")
+        weights[f"base_model.model.lm_head.{spelling}.weight"] = head
+        weights["base_model.model.lm_head.original_module.weight"] = np.zeros_like(
+            head
+        )  # the frozen original
+        save_file(weights, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+        out = bases.convert(
+            f"mts-{spelling}", "--base", str(bases.untied), "--adapter", str(folder), "--quant", "F32"
+        )
+        assert_tensors_equal_peft(out, result.merged, config)
