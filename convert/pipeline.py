@@ -156,6 +156,12 @@ def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report:
         if adapter is not None and has_chat_files(adapter.folder):
             settings_dir = adapter.folder  # the adapter's chat template and special tokens, base's vocabulary
     vocab = load_vocab(tok_dir, n_vocab, base.config, settings_dir)
+    if adapter is not None and n_vocab > params.vocab_size and tok_dir == base_dir:
+        report.warn(
+            f"the adapter grows the vocabulary to {n_vocab} rows (the base has {params.vocab_size}) but holds no "
+            "tokenizer.json, so the base's tokenizer is used and the new rows stay unused. If the fine-tune added "
+            "tokens, pass --tokenizer with the tokenizer it was trained with."
+        )
     report.say(
         f"tokenizer: {len(vocab.tokens)} tokens from {tok_dir.name}"
         + (f", settings from {settings_dir.name}" if settings_dir else "")

@@ -198,6 +198,17 @@ def test_peft_adapter_converts_to_what_peft_merges(bases: Bases, cell: pa.Cell) 
             assert llm.tokenize(text.encode(), add_bos=True, special=True) == result.ids
         finally:
             llm.close()
+        # without its tokenizer the adapter still converts, with a warning that the new rows go unused
+        bare = bases.root / "adapter-added-tokens-bare"
+        bare.mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            (bare / name).write_bytes((result.adapter / name).read_bytes())
+        out = bases.root / "added-tokens-bare.gguf"
+        proc = ozfig(
+            "convert", "--base", str(base), "--adapter", str(bare), "--quant", "F32", "--out", str(out)
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "holds no tokenizer.json" in proc.stderr and "--tokenizer" in proc.stderr
 
     # the adapter GGUF: applied at load time, or refused clearly
     lora = bases.root / f"lora-{cell.name}.gguf"
