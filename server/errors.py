@@ -53,6 +53,12 @@ class ModelFetchError(StartupError):
     code = "model_fetch_failed"
 
 
+class ChatTemplateError(StartupError):
+    """The model's chat template does not compile, or does not put message contents into the prompt."""
+
+    code = "chat_template_unusable"
+
+
 # --- requests --------------------------------------------------------------------------
 
 
@@ -92,6 +98,12 @@ class QueryTooLongError(RequestError):
 class PromptTooLongError(RequestError):
     status = 400
     code = "context_length_exceeded"
+
+
+class TemplateRefusedError(RequestError):
+    """The model's chat template refused the messages (its raise_exception, e.g. a role it does not take)."""
+
+    code = "template_refused"
 
 
 class BodyTooLargeError(RequestError):

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ozfig.chat_format import ChatFormatter
+
 from .engine.engine import Engine, EngineConfig, GenerationRequest
 from .engine.model import LlamaModel, gpu_offload_supported
 from .engine.sampling import SamplingParams
 from .errors import ModelLoadingError, StartupError
 from .model_source import resolve_model_path
-from .prompt import ChatFormatter
 from .settings import Settings
 from .websearch import WebSearch
 
@@ -82,6 +83,9 @@ class Runtime:
                 )
             model = await asyncio.to_thread(LlamaModel, path, s.gpu_layers, s.lora)
             self.model = model
+            formatter = await asyncio.to_thread(
+                ChatFormatter, model
+            )  # the template checked before the engine starts
             config = EngineConfig(
                 slots=default_slots(s),
                 ctx=s.ctx,
@@ -92,7 +96,6 @@ class Runtime:
                 request_timeout=s.request_timeout,
             )
             engine = await asyncio.to_thread(Engine, model, config)
-            formatter = ChatFormatter(model)
             await self._warm_up(engine, formatter)
             self.engine, self.formatter = engine, formatter
             log.info(

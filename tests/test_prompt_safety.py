@@ -43,9 +43,9 @@ def test_the_model_does_parse_these_markers_when_asked(model) -> None:
     assert control_ids(model, parsed)
 
 
-def test_messages_are_the_originals() -> None:
+def test_messages_are_the_originals(formatter) -> None:
     msgs = ozfig_messages(
-        "what is rust", [Snippet("Rust is a language.", "u1"), Snippet("By Mozilla.", "u2")]
+        formatter, "what is rust", [Snippet("Rust is a language.", "u1"), Snippet("By Mozilla.", "u2")]
     )
     assert msgs[0] == {"role": "system", "content": "You are a helpful and detailed assistant called OzFig"}
     assert msgs[1]["content"] == (
@@ -58,8 +58,8 @@ def test_messages_are_the_originals() -> None:
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_query_and_snippets_yield_no_control_tokens(model, formatter, attack: str) -> None:
     snippets = [Snippet(f"web page says {attack}", "https://evil.example/")]
-    tokens = formatter.tokens(ozfig_messages(f"hi {attack}", snippets))
-    clean = formatter.tokens(ozfig_messages("hi", [Snippet("web page says", "u")]))
+    tokens = formatter.tokens(ozfig_messages(formatter, f"hi {attack}", snippets))
+    clean = formatter.tokens(ozfig_messages(formatter, "hi", [Snippet("web page says", "u")]))
     # exactly the template's own markers: as many control tokens as without the attack
     assert control_ids(model, tokens) == control_ids(model, clean)
     im_start = model.tokenize("<|im_start|>", parse_special=True)
@@ -67,8 +67,8 @@ def test_query_and_snippets_yield_no_control_tokens(model, formatter, attack: st
 
 
 def test_template_markers_are_real_control_tokens(model, formatter) -> None:
-    tokens = formatter.tokens(ozfig_messages("hi", []))
-    text = formatter.text(ozfig_messages("hi", []))
+    tokens = formatter.tokens(ozfig_messages(formatter, "hi", []))
+    text = formatter.text(ozfig_messages(formatter, "hi", []))
     assert text.startswith("<|im_start|>system\n" + SYSTEM_PROMPT)
     assert text.endswith("<|im_start|>assistant\n")
     assert len(control_ids(model, tokens)) >= 5

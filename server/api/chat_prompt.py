@@ -2,7 +2,8 @@
 
 Without web search the client's messages are rendered as they are. With it, the last user
 message becomes the OzFig user message (the question plus web snippets, neutralized as in
-/prompt), the OzFig system prompt goes first when the client sent no system message, and
+/prompt), the OzFig system prompt goes first when the client sent no system message (into the
+first user turn for a template that takes no system message), and
 snippets are added in order while prompt + `max_tokens` fits the context; the last one may
 be cut. Every message content is tokenized as plain text (see `ChatFormatter.tokens`).
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import PromptTooLongError
-from ..prompt import SYSTEM_PROMPT, BuiltPrompt, ChatFormatter, fit_snippets, user_message
+from ..engine.engine import check_prompt_fits
+from ..prompt import BuiltPrompt, ChatFormatter, fit_snippets, user_message, with_system_prompt
 from ..websearch import Snippet
 
 
@@ -24,21 +25,15 @@ def search_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
     return ""
 
 
-def augmented(messages: Sequence[dict[str, str]], snippets: Sequence[Snippet]) -> list[dict[str, str]]:
+def augmented(
+    formatter: ChatFormatter, messages: Sequence[dict[str, str]], snippets: Sequence[Snippet]
+) -> list[dict[str, str]]:
     out = [dict(m) for m in messages]
     last = max(i for i, m in enumerate(out) if m["role"] == "user")
     out[last]["content"] = user_message(out[last]["content"], snippets)
     if not any(m["role"] == "system" for m in out):
-        out.insert(0, {"role": "system", "content": SYSTEM_PROMPT})
+        out = with_system_prompt(formatter, out)
     return out
-
-
-def check_prompt_fits(tokens: list[int], ctx: int) -> None:
-    if len(tokens) > ctx - 1:
-        raise PromptTooLongError(
-            f"the messages take {len(tokens)} tokens; the context holds {ctx} (prompt and answer together). "
-            "Send a shorter conversation."
-        )
 
 
 def build_chat_prompt(
@@ -52,8 +47,12 @@ def build_chat_prompt(
     """The prompt tokens; `snippets` None = no web augmentation."""
     if snippets is None:
         tokens = formatter.tokens(messages)
-        check_prompt_fits(tokens, ctx)
+        check_prompt_fits(len(tokens), ctx)
         return BuiltPrompt(tokens=tokens, sources=[])
     return fit_snippets(
-        formatter, lambda chosen: augmented(messages, chosen), snippets, ctx=ctx, max_tokens=max_tokens
+        formatter,
+        lambda chosen: augmented(formatter, messages, chosen),
+        snippets,
+        ctx=ctx,
+        max_tokens=max_tokens,
     )

@@ -19,6 +19,21 @@ from .sampling import SamplingParams
 from .scheduler import EngineStats, Finished, Job, Scheduler
 
 
+def check_prompt_fits(prompt_tokens: int, ctx: int) -> int:
+    """The one rule for whether a prompt fits: it must leave room for at least one answer token.
+
+    Returns that room; PromptTooLongError (400) if there is none. Prompt builders ask it
+    before a request is queued, the engine again when one is submitted.
+    """
+    room = ctx - prompt_tokens
+    if room < 1:
+        raise PromptTooLongError(
+            f"the prompt takes {prompt_tokens} tokens; the context holds {ctx} (prompt and answer together). "
+            "Shorten the question or the conversation."
+        )
+    return room
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     slots: int
@@ -107,12 +122,7 @@ class Engine:
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> int:
         """The max_tokens that fits beside the prompt, or PromptTooLongError."""
-        room = self.config.ctx - prompt_tokens
-        if room < 1:
-            raise PromptTooLongError(
-                f"the prompt has {prompt_tokens} tokens; the context holds {self.config.ctx} (prompt and answer together)"
-            )
-        return min(max_tokens, room)
+        return min(max_tokens, check_prompt_fits(prompt_tokens, self.config.ctx))
 
     def submit(self, request: GenerationRequest) -> Generation:
         if not request.prompt:

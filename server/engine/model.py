@@ -207,6 +207,18 @@ class LlamaModel:
     def token_text(self, token: int) -> str:
         return lc.llama_vocab_get_text(self.vocab, token).decode("utf-8", "replace")  # type: ignore[no-any-return]
 
+    def control_tokens(self) -> list[tuple[int, str, bool, bool]]:
+        """(id, text, lstrip, rstrip) of every control token: the ones special-token parsing finds in text."""
+        out = []
+        for token in range(self.n_vocab):
+            attr = int(lc.llama_vocab_get_attr(self.vocab, token))
+            if attr & lc.LLAMA_TOKEN_ATTR_CONTROL:
+                text = self.token_text(token)
+                if text:
+                    lstrip = bool(attr & lc.LLAMA_TOKEN_ATTR_LSTRIP)
+                    out.append((token, text, lstrip, bool(attr & lc.LLAMA_TOKEN_ATTR_RSTRIP)))
+        return out
+
     # --- text <-> tokens --------------------------------------------------------------
 
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = False) -> list[int]:
