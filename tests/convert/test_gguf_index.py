@@ -5,7 +5,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from convert.gguf_index import read_tensor_index
+from convert.gguf_index import read_gguf, read_tensor_index
 from tests.convert.conftest import Tiny
 
 
@@ -41,3 +41,17 @@ def test_tensor_index_refuses_what_is_not_gguf(tmp_path: Path) -> None:
     junk.write_bytes(b"not a gguf file at all")
     with pytest.raises(ValueError):
         read_tensor_index(junk)
+
+
+def test_metadata_equals_gguf_reader(tiny: Tiny) -> None:
+    model = tiny.convert(
+        "merged-F16", "--base", str(tiny.base), "--adapter", str(tiny.adapter), "--quant", "F16"
+    )
+    reader = gguf.GGUFReader(model)
+    want = {name: f.contents() for name, f in reader.fields.items() if not name.startswith("GGUF.")}
+    assert read_gguf(model).fields == want
+    counted = read_gguf(model, counted=("tokenizer.ggml.tokens", "tokenizer.ggml.merges"))
+    assert counted.fields["tokenizer.ggml.tokens"] == len(want["tokenizer.ggml.tokens"])
+    assert counted.fields["tokenizer.ggml.merges"] == len(want["tokenizer.ggml.merges"])
+    eos = want["tokenizer.ggml.eos_token_id"]
+    assert counted.token_text[eos] == want["tokenizer.ggml.tokens"][eos] == "<|im_end|>"
