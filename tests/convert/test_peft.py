@@ -227,15 +227,10 @@ def test_peft_adapter_converts_to_what_peft_merges(bases: Bases, cell: pa.Cell) 
 
 # --- Llama 3's real vocabulary, served -----------------------------------------------------------------
 
-LLAMA3_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
-    "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
-
 
 def _llama3_base(root: Path) -> Path:
-    """A tiny random Llama with Llama 3.1's tokenizer (128,256 tokens) and the Llama 3 chat template."""
+    """A tiny random Llama with Llama 3.1's tokenizer (128,256 tokens) and its chat template."""
+    from tests.support.chat_templates import BY_NAME
     from tests.support.llama3_tokenizer import llama3_tokenizer_path
 
     tok_json = json.loads(llama3_tokenizer_path().read_text(encoding="utf-8"))
@@ -244,7 +239,7 @@ def _llama3_base(root: Path) -> Path:
     folder = root / "llama3-base"
     shape = tc.Shape(hidden=64, intermediate=128, layers=2, heads=4, kv_heads=2)
     pa.make_base(folder, pa.llama_config(shape, 128256, 128000, 128009, tied=False), seed=5)
-    tc.write_tokenizer(folder, tok_json, eos="<|eot_id|>", template=LLAMA3_TEMPLATE)
+    tc.write_tokenizer(folder, tok_json, eos="<|eot_id|>", template=BY_NAME["llama-3.1-instruct"].source)
     return folder
 
 
