@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ozfig.chat_format import ChatFormatter
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
+from server.engine.engine import Engine, EngineConfig, GenerationRequest, prompt_fits
 from server.engine.model import LlamaModel
 from server.engine.sampling import SamplingParams
 
@@ -46,7 +46,9 @@ def formatter_for(model: LlamaModel) -> ChatFormatter:
 
 def build_prompts(formatter: ChatFormatter, examples: Sequence[Example], ctx: int) -> list[list[int]]:
     prompts = [formatter.tokens(e.messages) for e in examples]
-    too_long = [(e.line, len(p)) for e, p in zip(examples, prompts, strict=True) if len(p) >= ctx]
+    too_long = [
+        (e.line, len(p)) for e, p in zip(examples, prompts, strict=True) if not prompt_fits(len(p), ctx)
+    ]
     if too_long:
         shown = ", ".join(f"line {line} ({n} tokens)" for line, n in too_long[:5])
         more = f" and {len(too_long) - 5} more" if len(too_long) > 5 else ""

@@ -19,19 +19,23 @@ from .sampling import SamplingParams
 from .scheduler import EngineStats, Finished, Job, Scheduler
 
 
-def check_prompt_fits(prompt_tokens: int, ctx: int) -> int:
-    """The one rule for whether a prompt fits: it must leave room for at least one answer token.
+def prompt_fits(prompt_tokens: int, ctx: int) -> bool:
+    """The one rule for whether a prompt fits the context: it leaves room for at least one answer token."""
+    return prompt_tokens <= ctx - 1
 
-    Returns that room; PromptTooLongError (400) if there is none. Prompt builders ask it
-    before a request is queued, the engine again when one is submitted.
+
+def check_prompt_fits(prompt_tokens: int, ctx: int) -> int:
+    """The room `prompt_fits` leaves for the answer; PromptTooLongError (400) if there is none.
+
+    Prompt builders ask it before a request is queued, the engine again when one is submitted,
+    `ozfig eval answers` for every row.
     """
-    room = ctx - prompt_tokens
-    if room < 1:
+    if not prompt_fits(prompt_tokens, ctx):
         raise PromptTooLongError(
             f"the prompt takes {prompt_tokens} tokens; the context holds {ctx} (prompt and answer together). "
             "Shorten the question or the conversation."
         )
-    return room
+    return ctx - prompt_tokens
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,18 @@ def test_prompt_route_renders_the_query(served: Served) -> None:
     assert served.prompt_tokens("x " * 50) > served.prompt_tokens("x") + 40
 
 
+def test_web_search_puts_the_system_prompt_where_the_template_takes_it(served: Served) -> None:
+    question = "  what is the capital of Australia? "
+    r = served.client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": question}], "max_tokens": 1, "web_search": True},
+    )
+    assert r.status_code == 200, r.text
+    # no snippets here (--max-snippets 0): the OzFig messages of the question, system prompt folded where refused
+    expected = served.ozfig_reference(question)
+    assert r.json()["usage"]["prompt_tokens"] == len(served.reference_tokens(expected))
+
+
 def test_a_role_the_template_refuses_is_a_400_with_its_message(served: Served) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     status, body = served.chat(messages)
