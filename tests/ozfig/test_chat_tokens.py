@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ozfig.chat_format import ChatFormatter
-from ozfig.chat_tokens import ControlToken, ControlTokens
+from ozfig.chat_tokens import ControlToken, ControlTokens, strip_around
 from tests.support.chat_templates import (
     BY_NAME,
     KNOWN_TEMPLATES,
@@ -145,3 +145,21 @@ def test_free_mark_avoids_characters_the_text_uses() -> None:
     controls = ControlTokens([ControlToken("<|eot_id|>", 1)])
     assert controls.free_mark(["abc"]) == "\ue000"
     assert controls.free_mark(["\ue000\ue001"]) == "\ue002"
+
+
+def test_lstrip_and_rstrip_tokens_drop_the_whitespace_beside_them() -> None:
+    # as HF's AddedToken(lstrip/rstrip) and llama.cpp's token attributes (Phi-3's <|end|> is rstrip)
+    controls = ControlTokens([ControlToken("<|end|>", 7, lstrip=True, rstrip=True)])
+    pieces = strip_around(list(controls.split("a  <|end|>\n b")))
+    assert pieces == ["a", ControlToken("<|end|>", 7, lstrip=True, rstrip=True), "b"]
+
+
+def test_split_takes_the_longest_token_at_a_position() -> None:
+    controls = ControlTokens([ControlToken("[INST]", 1), ControlToken("[INST]]", 2), ControlToken("ST]", 3)])
+    assert [p if isinstance(p, str) else p.id for p in controls.split("x[INST]]y[INST]z")] == [
+        "x",
+        2,
+        "y",
+        1,
+        "z",
+    ]
