@@ -9,6 +9,7 @@ vocabulary asks unless the template wrote it.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from server.engine.model import LlamaModel
 from server.prompt import SYSTEM_PROMPT, user_message
 from tests.conftest import make_settings, wait_ready
 from tests.support.chat_templates import KNOWN_TEMPLATES, KnownTemplate, conversation, reference_render
+from tests.support.processes import free_port, ozfig_command
 from tests.support.templated_model import with_chat_template
 
 pytestmark = pytest.mark.model
@@ -116,3 +118,31 @@ def test_a_role_the_template_refuses_is_a_400_with_its_message(served: Served) -
     assert body["error"]["code"] == "template_refused"
     assert body["error"]["type"] == "invalid_request_error"
     assert "chat template refused" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("template", "fragment"),
+    [
+        (
+            "{% for m in messages %}<|im_start|>{{ m.role }}<|im_end|>{% endfor %}",
+            "does not put every message",
+        ),
+        ("{% for m in messages %}{{ m.content }}", "does not compile"),
+    ],
+    ids=["loses-contents", "does-not-compile"],
+)
+def test_serve_refuses_a_template_it_cannot_use(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory, template: str, fragment: str
+) -> None:
+    source = tmp_path_factory.mktemp("bad-template") / "bad.jinja"
+    source.write_text(template)
+    bad = with_chat_template(model_path, source)
+    proc = subprocess.run(
+        ozfig_command("serve", "--port", str(free_port()), "--model", str(bad)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert fragment in proc.stderr and "chat template" in proc.stderr
