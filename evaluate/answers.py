@@ -16,9 +16,10 @@ from ozfig.chat_format import ChatFormatter
 from server.engine.engine import Engine, EngineConfig, GenerationRequest, prompt_fits
 from server.engine.model import LlamaModel
 from server.engine.sampling import SamplingParams
+from server.errors import TemplateRefusedError
 
 from .data import Example
-from .errors import EvalPromptTooLongError, NoChatTemplateError
+from .errors import DataFormatError, EvalPromptTooLongError, NoChatTemplateError
 
 log = logging.getLogger("ozfig.eval")
 
@@ -44,8 +45,15 @@ def formatter_for(model: LlamaModel) -> ChatFormatter:
     return ChatFormatter(model)
 
 
+def prompt_tokens(formatter: ChatFormatter, example: Example) -> list[int]:
+    try:
+        return formatter.tokens(example.messages)
+    except TemplateRefusedError as exc:  # e.g. a system turn for a template that takes none
+        raise DataFormatError(f"line {example.line}: {exc.message}") from exc
+
+
 def build_prompts(formatter: ChatFormatter, examples: Sequence[Example], ctx: int) -> list[list[int]]:
-    prompts = [formatter.tokens(e.messages) for e in examples]
+    prompts = [prompt_tokens(formatter, e) for e in examples]
     too_long = [
         (e.line, len(p)) for e, p in zip(examples, prompts, strict=True) if not prompt_fits(len(p), ctx)
     ]

@@ -146,3 +146,27 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "bert_score", None)  # import fails as if not installed
     with pytest.raises(MissingExtraError, match=r"pip install 'ozfig\[eval\]'"):
         bert_scores(["a"], ["b"])
+
+
+def test_a_row_the_template_refuses_is_named(model_path) -> None:
+    from evaluate.answers import build_prompts
+    from evaluate.data import Example
+    from tests.support.chat_templates import BY_NAME
+    from tests.support.templated_model import with_chat_template
+
+    gemma = LlamaModel(str(with_chat_template(model_path, BY_NAME["gemma-2-it"].path)))
+    try:
+        formatter = ChatFormatter(gemma)
+        rows = [
+            Example(line=1, messages=[{"role": "user", "content": "hi"}], reference="hello"),
+            Example(
+                line=2,
+                messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
+                reference="x",
+            ),
+        ]
+        with pytest.raises(DataFormatError) as info:
+            build_prompts(formatter, rows, ctx=512)
+        assert info.value.message.startswith("line 2: ") and "System role not supported" in info.value.message
+    finally:
+        gemma.close()
