@@ -9,8 +9,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from .api import health, openai, page, prompt
-from .http_errors import EXCEPTION_HANDLERS
-from .openapi import openapi
+from .api.http_errors import EXCEPTION_HANDLERS
+from .api.openapi import openapi
 from .runtime import Runtime
 from .settings import Settings
 

@@ -32,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .engine.model import check_gguf_file
-    from .model_source import parse_hub_reference
+    from .model_source import check_local_model, parse_hub_reference
     from .runtime import Runtime
 
     settings = from_sources(args)
     setup_logging(settings.log_level)
     if parse_hub_reference(settings.model) is None:
-        check_gguf_file(settings.model)  # fail at once, before binding the port
+        check_local_model(settings.model)  # fail at once, before binding the port
+        check_gguf_file(settings.model)
     runtime = Runtime.from_settings(settings)
     app = create_app(settings, runtime)
     config = uvicorn.Config(
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        limit_concurrency=settings.max_connections,
     )
     server = uvicorn.Server(config)
     failure: list[StartupError] = []

@@ -111,6 +111,27 @@ class BodyTooLargeError(RequestError):
     code = "body_too_large"
 
 
+class InputTooLargeError(RequestError):
+    """The messages hold more characters than --max-input-chars."""
+
+    status = 413
+    code = "input_too_large"
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """A POST body that is not sent as application/json."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class CrossSiteRequestError(RequestError):
+    """A browser request another site started (an <img>, a no-cors fetch) may not generate."""
+
+    status = 403
+    code = "cross_site_request"
+
+
 class NotFoundError(RequestError):
     status = 404
     code = "not_found"

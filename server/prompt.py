@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ozfig.chat_format import ChatFormatter
 
 from .engine.engine import check_prompt_fits
+from .neutralize import neutralize
 from .websearch import Snippet
 
 SYSTEM_PROMPT = "You are a helpful and detailed assistant called OzFig"
@@ -20,19 +21,6 @@ USER_TEMPLATE = (
     "--End of User Prompt--. These are the results from the web, use them to compose a more detailed answer: "
     '"{snippets}"'
 )
-DELIMITERS = ("--Beginning of User Prompt--", "--End of User Prompt--")
-_DELIMITER_RE = re.compile("|".join(re.escape(d) for d in DELIMITERS), re.IGNORECASE)
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def neutralize(text: str) -> str:
-    """Untrusted text that cannot close the quotes or delimiters it is wrapped in."""
-    text = _CONTROL_RE.sub("", text).replace('"', "'")
-    while True:
-        cleaned = _DELIMITER_RE.sub("", text)
-        if cleaned == text:
-            return text
-        text = cleaned
 
 
 def user_message(query: str, snippets: Sequence[Snippet]) -> str:

@@ -1,8 +1,10 @@
 """What the running server holds: settings, web search, and the model once it has loaded.
 
 The model loads in the background after the port is bound; until then `engine` is None
-and /health answers 503. A startup error is kept for /health and handed to `on_fatal`
-(the CLI ends the process with its message).
+and /health answers 503. Any failure while loading or warming up (ozfig's own startup
+errors, and anything else: a Hub name the Hub refuses to parse, a chat template that does
+not compile, a decode error) is kept for /health as a one-line startup error and handed to
+`on_fatal` (the CLI ends the process with its message and exit code 1).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ozfig.chat_format import ChatFormatter
 from .engine.engine import Engine, EngineConfig, GenerationRequest
 from .engine.model import LlamaModel, gpu_offload_supported
 from .engine.sampling import SamplingParams
-from .errors import ModelLoadingError, StartupError
+from .errors import ModelLoadError, ModelLoadingError, StartupError
 from .model_source import resolve_model_path
 from .settings import Settings
 from .websearch import WebSearch
@@ -107,9 +109,17 @@ class Runtime:
                 model.gpu_layers or "none",
             )
         except StartupError as exc:
-            self.error = exc
-            log.error("%s", exc.message)
-            self.on_fatal(exc)
+            self._fail(exc)
+        except Exception as exc:
+            log.debug("loading failed", exc_info=exc)
+            detail = " ".join(str(exc).split()) or "no detail"
+            self._fail(ModelLoadError(f"loading the model failed: {type(exc).__name__}: {detail}"[:1000]))
+
+    def _fail(self, exc: StartupError) -> None:
+        exc.message = " ".join(exc.message.split())  # one line
+        self.error = exc
+        log.error("%s", exc.message)
+        self.on_fatal(exc)
 
     @staticmethod
     async def _warm_up(engine: Engine, formatter: ChatFormatter) -> None:

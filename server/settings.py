@@ -30,11 +30,19 @@ def setting(
     maximum: float | None = None,
     choices: Sequence[str] | None = None,
     metavar: str | None = None,
+    path: bool = False,
 ) -> Any:
-    """Declare a settings field: its default, its description and its limits."""
+    """Declare a settings field: its default, its description and its limits; `path`: `~` is expanded."""
     return field(
         default=default,
-        metadata={"help": help, "min": minimum, "max": maximum, "choices": choices, "metavar": metavar},
+        metadata={
+            "help": help,
+            "min": minimum,
+            "max": maximum,
+            "choices": choices,
+            "metavar": metavar,
+            "path": path,
+        },
     )
 
 
@@ -45,9 +53,10 @@ class Settings:
         "Model to serve: a local GGUF path, or a Hugging Face Hub file as OWNER/REPO/FILE.gguf "
         "(downloaded once into the Hugging Face cache).",
         metavar="PATH_OR_HUB_FILE",
+        path=True,
     )
     lora: str = setting(
-        "", "Optional LoRA adapter in llama.cpp's GGUF form, applied at load time.", metavar="FILE"
+        "", "Optional LoRA adapter in llama.cpp's GGUF form, applied at load time.", metavar="FILE", path=True
     )
     host: str = setting("0.0.0.0", "Address to listen on.")
     port: int = setting(8080, "TCP port to listen on (0 picks a free one).", minimum=0, maximum=65535)
@@ -114,6 +123,12 @@ class Settings:
     max_query_chars: int = setting(
         4000, "Longest accepted query, in characters.", minimum=1, maximum=1_000_000
     )
+    max_input_chars: int = setting(
+        100_000,
+        "Most characters in the messages of one chat request, all contents together; more get 413.",
+        minimum=1,
+        maximum=100_000_000,
+    )
     max_body_bytes: int = setting(
         4_000_000,
         "Largest accepted request body, in bytes (POST /v1/chat/completions); a larger one gets 413.",
@@ -126,10 +141,25 @@ class Settings:
         minimum=0.05,
         maximum=300.0,
     )
+    send_timeout: float = setting(
+        30.0,
+        "Seconds a streaming client may leave the server's writes unread before it is dropped "
+        "(its answer is cancelled).",
+        minimum=0.1,
+        maximum=3600.0,
+    )
+    max_connections: int = setting(
+        1000,
+        "Most open connections and requests together; beyond it the server answers 503 at once.",
+        minimum=1,
+        maximum=1_000_000,
+    )
     log_level: str = setting("info", "Logging level.", choices=("debug", "info", "warning", "error"))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.metadata["path"]:  # `--model ~/m.gguf`, `OZFIG_LORA=~/a.gguf`: the shell did not expand it
+                object.__setattr__(self, f.name, os.path.expanduser(getattr(self, f.name)))
             check_limits(f, getattr(self, f.name))
 
     @property

@@ -1,8 +1,10 @@
 """Web snippets from DuckDuckGo's Instant Answer API, fetched with aiohttp.
 
 Every failure (rate limiting with 202, any other non-200, a body that is not JSON or is
-too large, a timeout, a network error) gives no snippets and a logged warning: the
-answer goes on without web context. Results are cached per query in a bounded LRU.
+too large or nested too deeply, a timeout, a network error, any other exception) gives no
+snippets and a logged warning: the answer goes on without web context, and nothing is
+cached. Text that is not valid Unicode (a lone surrogate escaped in the JSON) is replaced
+with U+FFFD. Results are cached per query in a bounded LRU.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import collections
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,12 @@ import aiohttp
 log = logging.getLogger("ozfig.websearch")
 
 USER_AGENT = "ozfig/0.1 (+self-hosted chat server)"
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with every lone surrogate (which no UTF-8 encoder accepts) replaced by U+FFFD."""
+    return _SURROGATE_RE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ def snippets_from_answer(data: Any, limit: int) -> list[Snippet]:
 
     def add(text: Any, url: Any) -> None:
         if isinstance(text, str) and text.strip():
-            found.append(Snippet(text=" ".join(text.split()), url=url if isinstance(url, str) else ""))
+            url = valid_unicode(url) if isinstance(url, str) else ""
+            found.append(Snippet(text=valid_unicode(" ".join(text.split())), url=url))
 
     def add_topics(items: Any) -> None:
         if not isinstance(items, list):
@@ -142,16 +152,15 @@ class WebSearch:
             return cached
         try:
             result = await asyncio.wait_for(self._fetch(query), self.timeout)
-        except (
-            SearchFailed,
-            aiohttp.ClientError,
-            asyncio.TimeoutError,
-            UnicodeDecodeError,
-            ValueError,
-        ) as exc:
+        except Exception as exc:  # whatever went wrong on the web side, the answer goes on without it
             self.failures += 1
-            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc) or type(exc).__name__
-            log.warning("web search for %r gave no snippets: %s", query[:80], reason)
+            if isinstance(exc, asyncio.TimeoutError):
+                reason = "timed out"
+            elif isinstance(exc, (SearchFailed, aiohttp.ClientError, UnicodeDecodeError, ValueError)):
+                reason = str(exc) or type(exc).__name__
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning("web search for %r gave no snippets: %s", query[:80], reason[:300])
             return []
         self.cache.put(query, result)
         return result

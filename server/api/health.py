@@ -20,7 +20,6 @@ async def health(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "model": model.name,
-            "model_path": model.path,
             "ctx": runtime.settings.ctx,
             "gpu": model.gpu_layers > 0,
             "gpu_layers": model.gpu_layers,

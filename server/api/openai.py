@@ -8,6 +8,7 @@ before the 200 is sent; with it, the search runs inside the stream under heartbe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,15 +19,22 @@ from starlette.responses import JSONResponse, Response
 
 from ..engine.engine import Generation, GenerationRequest
 from ..engine.sampling import SamplingParams
-from ..http_errors import stream_error
 from ..prompt import BuiltPrompt
 from ..runtime import Runtime
 from ..settings import Settings
 from ..websearch import Snippet
 from .chat_prompt import build_chat_prompt, search_query
-from .chat_request import ChatRequest, parse_chat_request
-from .common import ClientGone, check_capacity, read_json, runtime_of, unless_disconnected
-from .openai_format import Completion, model_entry, model_list
+from .common import (
+    ClientGone,
+    check_capacity,
+    check_input_chars,
+    read_json_body,
+    runtime_of,
+    unless_disconnected,
+)
+from .http_errors import stream_error
+from .openai_format import Completion, model_list
+from .schema import ChatRequest, parse_chat_request
 from .sse import SSE_DONE, SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
 
 log = logging.getLogger("ozfig.openai")
@@ -41,7 +49,7 @@ async def models(request: Request) -> Response:
     runtime.require_engine()
     assert runtime.model is not None
     created = int(os.path.getmtime(runtime.model.path))
-    return JSONResponse(model_list([model_entry(model_id(runtime.settings), created)]))
+    return JSONResponse(model_list(model_id(runtime.settings), created))
 
 
 def sampling_of(chat: ChatRequest, settings: Settings) -> SamplingParams:
@@ -57,23 +65,36 @@ def sampling_of(chat: ChatRequest, settings: Settings) -> SamplingParams:
 
 
 class ChatJob:
-    """One chat completion: its prompt (after the web search, when asked for) and generation."""
+    """One chat completion: its prompt (after the web search, when asked for) and generation.
+
+    Prompts are built (rendered, neutralized, tokenized) in a worker thread: a large
+    conversation must not stall the event loop, which serves every other client.
+    """
 
     def __init__(self, runtime: Runtime, chat: ChatRequest) -> None:
         self.runtime = runtime
         self.chat = chat
         settings = runtime.settings
+        check_input_chars(chat.input_chars, settings.max_input_chars)
         self.engine, self.formatter = runtime.require_engine()
         self.max_tokens = min(chat.max_tokens or settings.max_tokens, settings.max_tokens)
         self.sampling = sampling_of(chat, settings)
-        # checked now, before any answer starts: the conversation must fit without snippets
-        self.plain = self.build([] if chat.web_search else None)
+        self.plain = BuiltPrompt(tokens=[], sources=[])
+
+    async def check(self) -> None:
+        """Before any answer starts: the conversation must fit without snippets, and the queue have room."""
+        self.plain = await self.build([] if self.chat.web_search else None)
         check_capacity(self.engine)
 
-    def build(self, snippets: list[Snippet] | None) -> BuiltPrompt:
+    async def build(self, snippets: list[Snippet] | None) -> BuiltPrompt:
         settings = self.runtime.settings
-        return build_chat_prompt(
-            self.formatter, self.chat.messages, snippets, ctx=settings.ctx, max_tokens=self.max_tokens
+        return await asyncio.to_thread(
+            build_chat_prompt,
+            self.formatter,
+            self.chat.messages,
+            snippets,
+            ctx=settings.ctx,
+            max_tokens=self.max_tokens,
         )
 
     async def prompt(self) -> BuiltPrompt:
@@ -81,7 +102,7 @@ class ChatJob:
             return self.plain
         query = search_query(self.chat.messages, self.runtime.settings.max_query_chars)
         snippets = await self.runtime.search.snippets(query) if query else []
-        return self.build(snippets)
+        return await self.build(snippets)
 
     def generate(self, built: BuiltPrompt) -> contextlib.AbstractAsyncContextManager[Generation]:
         return self.engine.generate(GenerationRequest(built.tokens, self.max_tokens, self.sampling))
@@ -92,8 +113,9 @@ class ChatJob:
 
 async def chat_completions(request: Request) -> Response:
     runtime = runtime_of(request)
-    chat = parse_chat_request(await read_json(request, runtime.settings.max_body_bytes))
+    chat = parse_chat_request(await read_json_body(request, runtime.settings.max_body_bytes))
     job = ChatJob(runtime, chat)
+    await job.check()
     shape = Completion(model=chat.model or model_id(runtime.settings))
     if chat.stream:
         return await stream_answer(request, job, shape)
@@ -153,4 +175,5 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
         heartbeat_chunk=SSE_HEARTBEAT,
         on_error=on_error,
         cleanup=stack,
+        send_timeout=job.runtime.settings.send_timeout,
     )

@@ -1,6 +1,7 @@
 """OpenAI's JSON shapes: chat.completion, chat.completion.chunk, usage, the model list.
 
-ozfig's extra field is `sources` (the web snippets given to the model, `[{url, text}]`),
+Each body is built from its model in `schema.py` (the one declaration /openapi.json is made
+from). ozfig's extra field is `sources` (the web snippets given to the model, `[{url, text}]`),
 on the completion and on the first chunk of a stream, present only when `web_search` was on.
 """
 
@@ -9,19 +10,38 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
+
+from .schema import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    ModelCard,
+    ModelList,
+    Source,
+    Usage,
+)
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
 
 
-def finish_reason(engine_reason: str) -> str:
+def finish_reason(engine_reason: str) -> FinishReason:
     """The engine's "stop" (end of text or a stop string) and "length" are OpenAI's own words."""
     return "length" if engine_reason == "length" else "stop"
+
+
+def _sources(sources: list[dict[str, str]] | None) -> dict[str, Any]:
+    return {} if sources is None else {"sources": [Source(**s) for s in sources]}
 
 
 @dataclass(frozen=True)
@@ -32,9 +52,6 @@ class Completion:
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
 
-    def _head(self, obj: str) -> dict[str, object]:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
-
     def completion(
         self,
         content: str,
@@ -43,19 +60,17 @@ class Completion:
         completion_tokens: int,
         sources: list[dict[str, str]] | None,
     ) -> dict[str, object]:
-        body = self._head("chat.completion")
-        body["choices"] = [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason(reason),
-            }
-        ]
-        body["usage"] = usage(prompt_tokens, completion_tokens)
-        if sources is not None:
-            body["sources"] = sources
-        return body
+        message = AssistantMessage(role="assistant", content=content, refusal=None)
+        body = ChatCompletion(
+            id=self.id,
+            object="chat.completion",
+            created=self.created,
+            model=self.model,
+            choices=[Choice(index=0, message=message, logprobs=None, finish_reason=finish_reason(reason))],
+            usage=usage(prompt_tokens, completion_tokens),
+            **_sources(sources),
+        )
+        return body.model_dump(exclude_unset=True)
 
     def chunk(
         self,
@@ -65,31 +80,37 @@ class Completion:
         with_usage_field: bool = False,
         sources: list[dict[str, str]] | None = None,
     ) -> dict[str, object]:
-        body = self._head("chat.completion.chunk")
-        body["choices"] = [
-            {
-                "index": 0,
-                "delta": delta,
-                "logprobs": None,
-                "finish_reason": None if reason is None else finish_reason(reason),
-            }
-        ]
-        if with_usage_field:
-            body["usage"] = None
-        if sources is not None:
-            body["sources"] = sources
-        return body
+        choice = ChunkChoice(
+            index=0,
+            delta=Delta(**delta),  # type: ignore[arg-type]
+            logprobs=None,
+            finish_reason=None if reason is None else finish_reason(reason),
+        )
+        extra: dict[str, Any] = {"usage": None} if with_usage_field else {}
+        body = ChatCompletionChunk(
+            id=self.id,
+            object="chat.completion.chunk",
+            created=self.created,
+            model=self.model,
+            choices=[choice],
+            **extra,
+            **_sources(sources),
+        )
+        return body.model_dump(exclude_unset=True)
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, object]:
-        body = self._head("chat.completion.chunk")
-        body["choices"] = []
-        body["usage"] = usage(prompt_tokens, completion_tokens)
-        return body
+        body = ChatCompletionChunk(
+            id=self.id,
+            object="chat.completion.chunk",
+            created=self.created,
+            model=self.model,
+            choices=[],
+            usage=usage(prompt_tokens, completion_tokens),
+            **_sources(None),
+        )
+        return body.model_dump(exclude_unset=True)
 
 
-def model_entry(model_id: str, created: int) -> dict[str, object]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": "ozfig"}
-
-
-def model_list(entries: list[dict[str, object]]) -> dict[str, object]:
-    return {"object": "list", "data": entries}
+def model_list(model_id: str, created: int) -> dict[str, object]:
+    card = ModelCard(id=model_id, object="model", created=created, owned_by="ozfig")
+    return ModelList(object="list", data=[card]).model_dump()

@@ -10,6 +10,7 @@ Three forms of the same answer:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Literal
 
@@ -19,11 +20,18 @@ from starlette.responses import JSONResponse, Response
 from ..engine.engine import GenerationRequest
 from ..engine.sampling import SamplingParams
 from ..errors import InvalidFieldError
-from ..http_errors import stream_error
 from ..prompt import BuiltPrompt, build_ozfig_prompt
 from ..runtime import Runtime
 from ..websearch import Snippet
-from .common import ClientGone, check_capacity, check_query, runtime_of, unless_disconnected
+from .common import (
+    ClientGone,
+    check_capacity,
+    check_query,
+    check_same_site,
+    runtime_of,
+    unless_disconnected,
+)
+from .http_errors import stream_error
 from .sse import SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
 
 Form = Literal["json", "sse", "text"]
@@ -58,25 +66,29 @@ class PromptJob:
         self.query = query
         self.engine, self.formatter = runtime.require_engine()
 
-    def build(self, snippets: list[Snippet]) -> BuiltPrompt:
+    async def build(self, snippets: list[Snippet]) -> BuiltPrompt:
+        """The prompt, built in a worker thread (snippets can be long: keep the event loop free)."""
         s = self.runtime.settings
-        return build_ozfig_prompt(self.formatter, self.query, snippets, ctx=s.ctx, max_tokens=s.max_tokens)
+        return await asyncio.to_thread(
+            build_ozfig_prompt, self.formatter, self.query, snippets, ctx=s.ctx, max_tokens=s.max_tokens
+        )
 
     def request(self, built: BuiltPrompt) -> GenerationRequest:
         s = self.runtime.settings
         return GenerationRequest(built.tokens, s.max_tokens, SamplingParams(temperature=s.temperature))
 
     async def prompt(self) -> BuiltPrompt:
-        return self.build(await self.runtime.search.snippets(self.query))
+        return await self.build(await self.runtime.search.snippets(self.query))
 
 
 async def prompt(request: Request) -> Response:
+    check_same_site(request)
     runtime = runtime_of(request)
     query = check_query(request.path_params["query"], runtime.settings.max_query_chars)
     form = answer_form(request)
     job = PromptJob(runtime, query)
     if form != "json":
-        job.build([])  # a query that cannot fit is a 400 before the stream starts
+        await job.build([])  # a query that cannot fit is a 400 before the stream starts
         check_capacity(job.engine)
         return streamed(request, job, form)
 
@@ -137,4 +149,5 @@ def streamed(request: Request, job: PromptJob, form: Form) -> Response:
         heartbeat=job.runtime.settings.heartbeat,
         heartbeat_chunk=SSE_HEARTBEAT if sse else None,
         on_error=on_error,
+        send_timeout=job.runtime.settings.send_timeout,
     )

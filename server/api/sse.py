@@ -7,7 +7,8 @@ disconnects, the generator is cancelled where it waits and then closed: the
 `engine.generate` block it is in exits, which cancels the generation, and a pending web
 search is cancelled with it; `cleanup` (what the generator would have closed, had it
 started) is closed last. An exception from the generator becomes one last chunk
-(`on_error`), since the 200 has already been sent.
+(`on_error`), since the 200 has already been sent. A client that stops reading (its
+buffers full, `send` waiting) for `send_timeout` seconds is treated as gone.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class StreamedAnswer(Response):
         heartbeat_chunk: str | None,
         on_error: Callable[[Exception], str],
         cleanup: contextlib.AsyncExitStack | None = None,
+        send_timeout: float = 30.0,
     ) -> None:
         self.chunks = chunks
         self.status_code = 200
@@ -72,6 +74,7 @@ class StreamedAnswer(Response):
         self.heartbeat_chunk = heartbeat_chunk
         self.on_error = on_error
         self.cleanup = cleanup
+        self.send_timeout = send_timeout
         self.init_headers(STREAM_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,13 +97,20 @@ class StreamedAnswer(Response):
             log.error("streaming to %s failed", scope.get("path", "?"), exc_info=results[0])
 
     async def _send(self, send: Send, chunk: str, more: bool = True) -> None:
+        message = {"type": "http.response.body", "body": chunk.encode("utf-8"), "more_body": more}
         try:
-            await send({"type": "http.response.body", "body": chunk.encode("utf-8"), "more_body": more})
+            await asyncio.wait_for(send(message), self.send_timeout)
         except OSError as exc:  # servers on ASGI spec 2.4 report a gone client this way
             raise ClientDisconnected() from exc
+        except asyncio.TimeoutError:
+            raise ClientDisconnected(f"the client read nothing for {self.send_timeout:g} s") from None
 
     async def _pump(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        try:
+            await asyncio.wait_for(send(start), self.send_timeout)
+        except asyncio.TimeoutError:
+            raise ClientDisconnected(f"the client read nothing for {self.send_timeout:g} s") from None
         pending: asyncio.Task[str | None] | None = None
         try:
             while True:

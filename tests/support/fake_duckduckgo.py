@@ -2,7 +2,8 @@
 
 It answers with bodies of the documented shapes (`application/x-javascript`, every key
 present), records each query it was asked, and can misbehave on demand: set `mode` to
-"article", "empty", "disambiguation", "202", "500", "garbage", "huge" or "hang".
+"article", "empty", "disambiguation", "202", "500", "garbage", "huge" or "hang", or give
+one query a body of your own, as JSON (`overrides`) or as raw bytes (`raw_overrides`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class FakeDuckDuckGo:
         self.queries: list[str] = []
         self.huge_bytes = 5_000_000
         self.overrides: dict[str, dict[str, Any]] = {}
+        self.raw_overrides: dict[str, bytes] = {}
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
@@ -148,6 +150,7 @@ class FakeDuckDuckGo:
         self.mode = "article"
         self.queries.clear()
         self.overrides.clear()
+        self.raw_overrides.clear()
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -180,6 +183,10 @@ class FakeDuckDuckGo:
             text = "x" * self.huge_bytes
             body = json.dumps({**EMPTY, "AbstractText": text}).encode()
             return web.Response(status=200, body=body, content_type="application/x-javascript")
+        if query in self.raw_overrides:
+            return web.Response(
+                status=200, body=self.raw_overrides[query], content_type="application/x-javascript"
+            )
         if query in self.overrides:
             data = self.overrides[query]
         elif mode == "empty":

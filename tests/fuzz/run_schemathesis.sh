@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Fuzz a live `ozfig serve` against its own /openapi.json with schemathesis.
+#
+# The server runs the test model with --ctx 256 --max-tokens 1, web search pointed at the local
+# fake DuckDuckGo. It passes when schemathesis generated at least MIN_CASES cases in all, with no
+# answer >= 500 and none that /openapi.json does not describe (status, content type, headers,
+# body schema), within MAX_SECONDS. Usage: bash tests/fuzz/run_schemathesis.sh  (venv active)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MIN_CASES=${MIN_CASES:-1000}
+MAX_SECONDS=${MAX_SECONDS:-600}
+EXAMPLES=${EXAMPLES:-400}  # per operation; the two with parameters carry most of the cases
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
+}
+trap cleanup EXIT
+
+model=$(python -c 'from tests.support.test_model import test_model_path; print(test_model_path())')
+port=$(python -c 'from tests.support.processes import free_port; print(free_port())')
+
+python -u -m tests.support.fake_duckduckgo >"$work/ddg.out" 2>"$work/ddg.err" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/ddg.out" ] && break; sleep 0.1; done
+search_url=$(head -1 "$work/ddg.out")
+
+python -m ozfig serve --host 127.0.0.1 --port "$port" --model "$model" --ctx 256 --max-tokens 1 \
+  --slots 2 --threads 2 --search-url "$search_url" --search-cache-size 64 --log-level warning \
+  >"$work/serve.log" 2>&1 &
+pids+=($!)
+base="http://127.0.0.1:$port"
+for _ in $(seq 600); do
+  curl -fs "$base/health" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fs "$base/health" >/dev/null || { echo "ozfig serve did not become ready"; cat "$work/serve.log"; exit 1; }
+
+start=$(date +%s)
+status=0
+(cd "$work" && timeout "$MAX_SECONDS" st run "$base/openapi.json" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "$EXAMPLES" --workers 2 --seed 20261128 --generation-database none \
+  --request-timeout 60 --suppress-health-check all --no-color \
+  --report ndjson --report-ndjson-path "$work/events.ndjson") >"$work/st.out" 2>&1 || status=$?
+elapsed=$(( $(date +%s) - start ))
+tail -40 "$work/st.out"
+
+# Count the cases schemathesis generated and sent, and the answers of 500 or more, from its event log
+read -r cases server_errors < <(python - "$work/events.ndjson" <<'EOF'
+import json, sys
+
+cases = errors = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    event = json.loads(line)
+    for name, body in event.items():
+        if name != "ScenarioFinished":
+            continue
+        for case in (body.get("recorder") or {}).get("interactions", {}).values():
+            cases += 1
+            response = case.get("response") or {}
+            if int(response.get("status_code", 0)) >= 500:
+                errors += 1
+print(cases, errors)
+EOF
+)
+echo "schemathesis: $cases cases in $elapsed s, $server_errors answers >= 500, exit status $status"
+if grep -q " Traceback\|unexpected error" "$work/serve.log"; then
+  echo "the server logged an unexpected error:"; grep -A20 "unexpected error" "$work/serve.log" | head -60
+  exit 1
+fi
+[ "$status" -eq 0 ] || { echo "schemathesis found problems (or ran out of time)"; exit 1; }
+[ "$server_errors" -eq 0 ] || exit 1
+[ "$cases" -ge "$MIN_CASES" ] || { echo "only $cases cases; at least $MIN_CASES are required"; exit 1; }
+echo "schemathesis: clean"

@@ -1,0 +1,149 @@
+"""Failures are loud: anything that goes wrong while loading ends `ozfig serve` with one line and exit 1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.errors import ModelFetchError, ModelNotFoundError
+from server.model_source import parse_hub_reference, resolve_model_path
+from server.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support.processes import free_port, get_json, ozfig_command, serving
+
+
+def run_serve(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ozfig_command("serve", "--host", "127.0.0.1", "--port", str(free_port()), *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_exit_1(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("ozfig: error:")]
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_a_hub_name_the_hub_cannot_parse_ends_the_process(tmp_path) -> None:
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    proc = run_serve("--model", "someone/bad repo/x.gguf", env=env, timeout=60)
+    assert_one_line_exit_1(proc, "someone/bad repo/x.gguf", "no local file", "Hub")
+
+
+BROKEN_TEMPLATE = "{% for m in messages %}{{ m['content'] }"
+
+
+def gguf_new_metadata() -> list[str]:
+    return [sys.executable, "-m", "gguf.scripts.gguf_new_metadata"]
+
+
+def test_a_chat_template_that_does_not_compile_ends_the_process(tmp_path, model_path) -> None:
+    broken = tmp_path / "broken-template.gguf"
+    subprocess.run(
+        [
+            *gguf_new_metadata(),
+            str(model_path),
+            str(broken),
+            "--force",
+            "--chat-template",
+            BROKEN_TEMPLATE,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    proc = run_serve("--model", str(broken), "--ctx", "256")
+    assert_one_line_exit_1(proc, "loading the model failed", "TemplateSyntaxError")
+
+
+def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_server) -> None:
+    class FailingWarmUp(Runtime):
+        @staticmethod
+        async def _warm_up(engine, formatter) -> None:  # type: ignore[no-untyped-def, override]
+            raise RuntimeError("llama_decode returned -1")
+
+    settings = make_settings(model_path, fake_ddg_server.url, ctx=256)
+    fatal: list[str] = []
+    runtime = FailingWarmUp.from_settings(settings)
+    runtime.on_fatal = lambda exc: fatal.append(exc.message)
+    with TestClient(create_app(settings, runtime)) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/health").json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = client.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "failed"
+        assert "llama_decode returned -1" in r.json()["error"]
+        assert (
+            client.post(
+                "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+            ).status_code
+            == 503
+        )
+    assert fatal and "RuntimeError" in fatal[0]
+
+
+def test_tilde_is_expanded_for_model_and_lora(tmp_path, model_path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "m.gguf").symlink_to(model_path)
+    env = {"HOME": str(home)}
+    with serving("--model", "~/m.gguf", "--ctx", "256", "--max-tokens", "1", env=env) as base:
+        assert get_json(base + "/health")[0] == 200
+    with serving("--ctx", "256", "--max-tokens", "1", env={**env, "OZFIG_MODEL": "~/m.gguf"}) as base:
+        assert get_json(base + "/health")[0] == 200
+    proc = run_serve("--model", "~/m.gguf", "--lora", "~/adapter.gguf", "--ctx", "256", env=env)
+    assert proc.returncode == 1
+    assert str(home / "adapter.gguf") in proc.stderr  # expanded, then found missing
+
+
+def test_a_model_value_is_local_when_its_first_folder_exists(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert parse_hub_reference("owner/repo/m.gguf") is not None
+    (tmp_path / "models").mkdir()
+    assert parse_hub_reference("models/x/m.gguf") is None  # not the Hub repo models/x
+    assert parse_hub_reference("hf://models/x/m.gguf") is not None
+    for local in ("./a/b/c.gguf", "/a/b/c.gguf", "~/a/b.gguf", "m.gguf"):
+        assert parse_hub_reference(local) is None
+    with pytest.raises(ModelNotFoundError) as missing:
+        resolve_model_path("models/x/m.gguf")
+    assert "no local file 'models/x/m.gguf'" in missing.value.message
+    assert "'models/x'" in missing.value.message  # the Hub reading, named too
+    with pytest.raises(ModelFetchError):
+        resolve_model_path("owner/repo/m.gguf")  # read as a Hub file; offline
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_max_connections_limits_open_connections(model_path) -> None:
+    with serving("--model", str(model_path), "--ctx", "256", "--max-connections", "2") as base:
+        assert get_json(base + "/health")[0] == 200
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)):  # an idle client holds one
+            time.sleep(0.2)
+            assert status_of(base + "/health") == 503
+        time.sleep(0.2)
+        assert status_of(base + "/health") == 200
