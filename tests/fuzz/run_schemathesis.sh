@@ -32,11 +32,9 @@ python -m ozfig serve --host 127.0.0.1 --port "$port" --model "$model" --ctx 256
   >"$work/serve.log" 2>&1 &
 pids+=($!)
 base="http://127.0.0.1:$port"
-for _ in $(seq 600); do
-  curl -fs "$base/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fs "$base/health" >/dev/null || { echo "ozfig serve did not become ready"; cat "$work/serve.log"; exit 1; }
+ready() { python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$base/health" 2>/dev/null; }
+for _ in $(seq 600); do ready && break; sleep 0.2; done
+ready || { echo "ozfig serve did not become ready"; cat "$work/serve.log"; exit 1; }
 
 start=$(date +%s)
 status=0

@@ -60,7 +60,7 @@ def test_health_answers_while_a_huge_nested_marker_request_is_built(model_path, 
             slowest = max(slowest, time.monotonic() - start)
             time.sleep(0.05)
         worker.join()
-    assert outcome == [400]  # it cannot fit --ctx 256: refused, after the work done off the loop
+    assert outcome == [200]  # every marker removed, what is left fits --ctx 256
     assert slowest < 2.0, f"/health took {slowest:.1f} s while the request was built"
 
 
