@@ -5,7 +5,6 @@ many web snippets as fit beside the answer (`fit_snippets`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 

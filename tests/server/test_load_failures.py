@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,32 +44,6 @@ def test_a_hub_name_the_hub_cannot_parse_ends_the_process(tmp_path) -> None:
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     proc = run_serve("--model", "someone/bad repo/x.gguf", env=env, timeout=60)
     assert_one_line_exit_1(proc, "someone/bad repo/x.gguf", "no local file", "Hub")
-
-
-BROKEN_TEMPLATE = "{% for m in messages %}{{ m['content'] }"
-
-
-def gguf_new_metadata() -> list[str]:
-    return [sys.executable, "-m", "gguf.scripts.gguf_new_metadata"]
-
-
-def test_a_chat_template_that_does_not_compile_ends_the_process(tmp_path, model_path) -> None:
-    broken = tmp_path / "broken-template.gguf"
-    subprocess.run(
-        [
-            *gguf_new_metadata(),
-            str(model_path),
-            str(broken),
-            "--force",
-            "--chat-template",
-            BROKEN_TEMPLATE,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    proc = run_serve("--model", str(broken), "--ctx", "256")
-    assert_one_line_exit_1(proc, "loading the model failed", "TemplateSyntaxError")
 
 
 def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_server) -> None:
