@@ -28,6 +28,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     routes = [
         Route("/", page.root, methods=["GET"]),
+        Route("/static/{name:path}", page.static, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/prompt/{query:path}", prompt.prompt, methods=["GET"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ozfig.chat_format import ChatFormatter
 
@@ -21,8 +22,9 @@ from .engine.model import LlamaModel, gpu_offload_supported
 from .engine.sampling import SamplingParams
 from .errors import ModelLoadError, ModelLoadingError, StartupError
 from .model_source import resolve_model_path
+from .search import Passage, WebSearch
+from .search.web import make_backend
 from .settings import Settings
-from .websearch import WebSearch
 
 log = logging.getLogger("ozfig.server")
 
@@ -31,6 +33,29 @@ def default_slots(settings: Settings) -> int:
     if settings.slots:
         return settings.slots
     return 8 if gpu_offload_supported() and settings.gpu_layers != 0 else 4
+
+
+def web_search(settings: Settings, **test_hooks: Any) -> WebSearch:
+    """The WebSearch the settings describe (`test_hooks`: resolver, observe_connect)."""
+    backend = make_backend(
+        settings.search,
+        search_url=settings.search_url,
+        html_url=settings.search_html_url,
+        searxng_url=settings.searxng_url,
+        max_bytes=settings.search_max_bytes,
+        cooldown=settings.search_cooldown,
+    )
+    return WebSearch(
+        backend,
+        timeout=settings.search_timeout,
+        max_bytes=settings.search_max_bytes,
+        read_pages=settings.read_pages,
+        cache_size=settings.search_cache_size,
+        cache_ttl=settings.search_cache_ttl,
+        page_cache_size=settings.page_cache_size,
+        fetch_allow=settings.fetch_allow,
+        **test_hooks,
+    )
 
 
 @dataclass
@@ -46,15 +71,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        search = WebSearch(
-            settings.search_url,
-            timeout=settings.search_timeout,
-            max_bytes=settings.search_max_bytes,
-            max_snippets=settings.max_snippets,
-            cache_size=settings.search_cache_size,
-            cache_ttl=settings.search_cache_ttl,
-        )
-        return cls(settings=settings, search=search)
+        return cls(settings=settings, search=web_search(settings))
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -129,6 +146,19 @@ class Runtime:
             await gen.text()
 
     # --- for handlers ----------------------------------------------------------------------
+
+    @property
+    def web_tokens(self) -> int:
+        """The web-context budget: --web-context-tokens, or by the hardware when it is -1."""
+        if self.settings.web_context_tokens >= 0:
+            return self.settings.web_context_tokens
+        return 1024 if gpu_offload_supported() and self.settings.gpu_layers != 0 else 512
+
+    async def web_passages(self, query: str) -> list[Passage]:
+        """Ranked web passages for `query`; none when the web context is off. Never raises."""
+        if self.web_tokens == 0 or not query:
+            return []
+        return await self.search.passages(query)
 
     @property
     def ready(self) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ ENV_PREFIX = "OZFIG_"
 
 DEFAULT_MODEL = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
 DEFAULT_SEARCH_URL = "https://api.duckduckgo.com/"
+DEFAULT_SEARCH_HTML_URL = "https://html.duckduckgo.com/html/"
 
 
 def setting(
@@ -31,8 +33,13 @@ def setting(
     choices: Sequence[str] | None = None,
     metavar: str | None = None,
     path: bool = False,
+    item_check: Callable[[str], object] | None = None,
 ) -> Any:
-    """Declare a settings field: its default, its description and its limits; `path`: `~` is expanded."""
+    """Declare a settings field: its default, its description and its limits; `path`: `~` is expanded.
+
+    A `tuple[str, ...]` field is a repeatable flag (its variable: comma-separated values);
+    `item_check` refuses a bad value by raising ValueError.
+    """
     return field(
         default=default,
         metadata={
@@ -42,6 +49,7 @@ def setting(
             "choices": choices,
             "metavar": metavar,
             "path": path,
+            "item_check": item_check,
         },
     )
 
@@ -101,25 +109,72 @@ class Settings:
     request_timeout: float = setting(
         600.0, "Deadline for one answer, in seconds, waiting included.", minimum=1.0, maximum=86_400.0
     )
+    # --- web search: backend, page reading, web context --------------------------------------
+    search: str = setting(
+        "duckduckgo",
+        "Search backend: duckduckgo (Instant Answer API + HTML results page), searxng (a self-hosted "
+        "instance's JSON API, see --searxng-url) or none. Queries leave the machine unless none.",
+        choices=("duckduckgo", "searxng", "none"),
+    )
     search_url: str = setting(
         DEFAULT_SEARCH_URL, "Base URL of the DuckDuckGo Instant Answer API (tests point it at a local fake)."
     )
+    search_html_url: str = setting(
+        DEFAULT_SEARCH_HTML_URL, "URL of DuckDuckGo's HTML results page (POST, form field q).", metavar="URL"
+    )
+    searxng_url: str = setting(
+        "",
+        "Base URL of a SearXNG instance for --search searxng (/search?format=json is appended).",
+        metavar="URL",
+    )
+    read_pages: int = setting(
+        3, "Top results whose pages are read for their main text (0 = snippets only).", minimum=0, maximum=20
+    )
+    web_context_tokens: int = setting(
+        -1,
+        "Token budget of the web context in a prompt, filled with the page passages that best match "
+        "the question (0 = no web search; -1 = 1024 with a GPU, 512 on CPU, where prefill is the wait).",
+        minimum=-1,
+        maximum=131_072,
+    )
     search_timeout: float = setting(
-        3.0, "Seconds to wait for web snippets before answering without them.", minimum=0.1, maximum=60.0
+        4.0,
+        "One deadline, in seconds, for the search and the page reading together; what is not done "
+        "by then is left out and the answer goes on.",
+        minimum=0.1,
+        maximum=60.0,
+    )
+    search_cooldown: float = setting(
+        60.0,
+        "Seconds a search endpoint rests after it answers 202, 403, 429 or a challenge page.",
+        minimum=0.0,
+        maximum=86_400.0,
     )
     search_max_bytes: int = setting(
         1_000_000,
-        "Largest web-search answer read, in bytes; a larger one is ignored.",
+        "Largest search answer read, in bytes (a larger one is ignored); pages are cut at this size.",
         minimum=1024,
         maximum=100_000_000,
     )
     search_cache_size: int = setting(
-        256, "Queries whose web snippets are cached (0 disables the cache).", minimum=0, maximum=1_000_000
+        256, "Queries whose search results are cached (0 disables the cache).", minimum=0, maximum=1_000_000
     )
     search_cache_ttl: float = setting(
-        300.0, "Seconds a cached query's snippets stay fresh.", minimum=0.0, maximum=86_400.0
+        300.0, "Seconds cached search results stay fresh.", minimum=0.0, maximum=86_400.0
     )
-    max_snippets: int = setting(10, "Most web snippets put into one prompt.", minimum=0, maximum=100)
+    page_cache_size: int = setting(
+        256,
+        "Pages whose extracted text is cached, for 6 hours (64 MB at most; 0 disables the cache).",
+        minimum=0,
+        maximum=1_000_000,
+    )
+    fetch_allow: tuple[str, ...] = setting(
+        (),
+        "A network (CIDR) whose addresses pages may be read from although they are not public; "
+        "repeat the flag for more (variable: comma-separated). Default: none, only public addresses.",
+        metavar="CIDR",
+        item_check=lambda cidr: ipaddress.ip_network(cidr, strict=False),
+    )
     max_query_chars: int = setting(
         4000, "Longest accepted query, in characters.", minimum=1, maximum=1_000_000
     )
@@ -160,7 +215,13 @@ class Settings:
         for f in dataclasses.fields(self):
             if f.metadata["path"]:  # `--model ~/m.gguf`, `OZFIG_LORA=~/a.gguf`: the shell did not expand it
                 object.__setattr__(self, f.name, os.path.expanduser(getattr(self, f.name)))
+            if field_type(f) is tuple and not isinstance(getattr(self, f.name), tuple):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
             check_limits(f, getattr(self, f.name))
+        if self.search == "searxng" and not self.searxng_url:
+            raise SettingsError(
+                "--search searxng needs --searxng-url / OZFIG_SEARXNG_URL (the instance's base URL)"
+            )
 
     @property
     def model_name(self) -> str:
@@ -179,7 +240,7 @@ def env_name(f: dataclasses.Field[Any]) -> str:
 
 
 def field_type(f: dataclasses.Field[Any]) -> type:
-    return {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
+    return {"int": int, "float": float, "str": str, "bool": bool, "tuple[str, ...]": tuple}[str(f.type)]
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -195,10 +256,20 @@ def check_limits(f: dataclasses.Field[Any], value: Any) -> None:
         raise SettingsError(f"{where} must be at most {meta['max']}, got {value}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise SettingsError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["item_check"] is not None:
+        for item in value:
+            try:
+                meta["item_check"](item)
+            except ValueError as exc:
+                raise SettingsError(f"{where}: {item!r} is not valid ({exc})") from None
 
 
-def convert_value(f: dataclasses.Field[Any], raw: str) -> Any:
+def convert_value(f: dataclasses.Field[Any], raw: str | list[str]) -> Any:
     kind = field_type(f)
+    if kind is tuple:
+        items = raw if isinstance(raw, list) else raw.split(",")
+        return tuple(item.strip() for item in items if item.strip())
+    assert isinstance(raw, str)
     if kind is bool:
         if raw.strip().lower() in _TRUE + _FALSE:
             return raw.strip().lower() in _TRUE
@@ -212,6 +283,8 @@ def convert_value(f: dataclasses.Field[Any], raw: str) -> Any:
 def shown_default(f: dataclasses.Field[Any]) -> str:
     if isinstance(f.default, bool):
         return "on" if f.default else "off"
+    if isinstance(f.default, tuple):
+        return ", ".join(f.default) or "none"
     return repr(f.default)
 
 
@@ -231,6 +304,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             metavar=meta["metavar"] or f.name.upper(),
             choices=meta["choices"],
+            action="append" if field_type(f) is tuple else "store",
             help=f"{meta['help']}{detail} (env {env_name(f)}; default {shown_default(f)})",
         )
 
@@ -246,5 +320,5 @@ def from_sources(
         if raw is None:
             raw = environ.get(env_name(f))
         if raw is not None:
-            values[f.name] = convert_value(f, raw) if isinstance(raw, str) else raw
+            values[f.name] = convert_value(f, raw) if isinstance(raw, str | list) else raw
     return Settings(**values)

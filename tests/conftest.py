@@ -1,4 +1,4 @@
-"""Shared fixtures: the real test model, a local fake of DuckDuckGo, and a served app."""
+"""Shared fixtures: the real test model, local fakes of DuckDuckGo, SearXNG and web pages, and a served app."""
 
 # llama_cpp first, as in the real entry point (see ozfig/cli.py)
 import llama_cpp  # noqa: F401, I001
@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.settings import Settings
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
+from tests.support.fake_searxng import FakeSearXNG
+from tests.support.fake_web import FakeWeb
 from tests.support.test_model import test_model_path
 
 
@@ -35,10 +37,42 @@ def ddg(fake_ddg_server: FakeDuckDuckGo) -> Iterator[FakeDuckDuckGo]:
     fake_ddg_server.reset()
 
 
+@pytest.fixture(scope="session")
+def fake_web_server() -> Iterator[FakeWeb]:
+    fake = FakeWeb().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture()
+def web(fake_web_server: FakeWeb) -> Iterator[FakeWeb]:
+    fake_web_server.requests.clear()
+    yield fake_web_server
+
+
+@pytest.fixture(scope="session")
+def fake_searxng_server() -> Iterator[FakeSearXNG]:
+    fake = FakeSearXNG().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture()
+def searxng(fake_searxng_server: FakeSearXNG) -> Iterator[FakeSearXNG]:
+    fake_searxng_server.mode = "results"
+    fake_searxng_server.queries.clear()
+    fake_searxng_server.results.clear()
+    yield fake_searxng_server
+
+
 def make_settings(model_path: Path, search_url: str, **overrides: object) -> Settings:
+    """Test settings: the fake DuckDuckGo at `search_url` (both endpoints), pages from 127.0.0.2 only."""
     base: dict[str, object] = dict(
         model=str(model_path),
         search_url=search_url,
+        search_html_url=search_url.rstrip("/") + "/html/",
+        fetch_allow=("127.0.0.2/32",),
+        web_context_tokens=512,
         port=0,
         ctx=1024,
         max_tokens=24,

@@ -7,15 +7,23 @@ import urllib.parse
 
 import pytest
 
+from tests.support.fake_web import ARTICLE_SENTENCE
 from tests.support.processes import free_port, get_json, ozfig_command, serving
 
 
-def test_real_server_answers_prompt_over_http(model_path, ddg) -> None:
+def test_real_server_answers_prompt_over_http(model_path, ddg, web) -> None:
+    ddg.results["what is rust"] = [("The Quistal tide mill", web.url("/article"), "A mill by the sea.")]
     args = [
         "--model",
         str(model_path),
         "--search-url",
         ddg.url,
+        "--search-html-url",
+        ddg.html_url,
+        "--fetch-allow",
+        "127.0.0.2/32",
+        "--web-context-tokens",
+        "400",
         "--max-tokens",
         "16",
         "--ctx",
@@ -29,8 +37,13 @@ def test_real_server_answers_prompt_over_http(model_path, ddg) -> None:
         status, body = get_json(base + "/prompt/" + urllib.parse.quote("what is rust"))
     assert status == 200
     assert body["message"].strip()
-    assert body["sources"][0]["url"] == "https://fake.example/wiki/abstract"
-    assert ddg.queries == ["what is rust"]
+    by_url = {s["url"]: s for s in body["sources"]}
+    assert "https://fake.example/wiki/abstract" in by_url
+    assert ARTICLE_SENTENCE in by_url[web.url("/article")]["text"]  # the page was read
+    assert by_url[web.url("/article")]["title"] == "The Quistal tide mill"
+    assert [s["n"] for s in body["sources"]] == list(range(1, len(body["sources"]) + 1))
+    assert ddg.queries == ["what is rust"] and ddg.html_queries == ["what is rust"]
+    assert web.requests == [("127.0.0.2", "/article")]
 
 
 def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -92,6 +105,9 @@ def test_help_explains_every_setting() -> None:
         "--gpu-layers",
         "--search-url",
         "--search-timeout",
+        "--search",
+        "--web-context-tokens",
+        "--fetch-allow",
     ):
         assert flag in out
     assert "OZFIG_SEARCH_TIMEOUT" in out
@@ -100,7 +116,16 @@ def test_help_explains_every_setting() -> None:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_readme_curl_example_works(model_path, ddg) -> None:
     with serving(
-        "--model", str(model_path), "--search-url", ddg.url, "--max-tokens", "8", "--ctx", "1024"
+        "--model",
+        str(model_path),
+        "--search-url",
+        ddg.url,
+        "--search-html-url",
+        ddg.html_url,
+        "--max-tokens",
+        "8",
+        "--ctx",
+        "1024",
     ) as base:
         out = subprocess.run(
             ["curl", "-s", base + "/prompt/what%20is%20rust"], capture_output=True, text=True, timeout=60

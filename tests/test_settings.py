@@ -17,6 +17,8 @@ def test_defaults_follow_the_original() -> None:
     assert (s.port, s.ctx, s.max_tokens, s.temperature, s.gpu_layers) == (8080, 4096, 512, 0.7, -1)
     assert s.model == DEFAULT_MODEL
     assert s.search_url == "https://api.duckduckgo.com/"
+    assert s.search_html_url == "https://html.duckduckgo.com/html/"
+    assert (s.search, s.read_pages, s.web_context_tokens, s.fetch_allow) == ("duckduckgo", 3, -1, ())
     assert 1 <= s.search_timeout <= 5
 
 
@@ -45,6 +47,9 @@ def test_every_field_has_a_flag_an_env_var_and_a_description() -> None:
         ([], {"OZFIG_TEMPERATURE": "warm"}, "must be float"),
         ([], {"OZFIG_LOG_LEVEL": "loud"}, "must be one of"),
         ([], {"OZFIG_PROMPT_CACHE": "maybe"}, "--prompt-cache / OZFIG_PROMPT_CACHE must be on or off"),
+        (["--fetch-allow", "10.0.0.0/8", "--fetch-allow", "nonsense"], {}, "'nonsense' is not valid"),
+        ([], {"OZFIG_SEARCH": "searxng"}, "--search searxng needs --searxng-url"),
+        ([], {"OZFIG_WEB_CONTEXT_TOKENS": "-2"}, "must be at least -1"),
     ],
 )
 def test_out_of_limits_values_are_refused_with_the_reason(
@@ -62,3 +67,11 @@ def test_switches_take_on_and_off() -> None:
         from_sources(parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}).prompt_cache
         is True
     )
+
+
+def test_fetch_allow_repeats_as_a_flag_and_splits_commas_in_the_variable() -> None:
+    s = from_sources(parse(["--fetch-allow", "127.0.0.2/32", "--fetch-allow", "fd00::/8"]), environ={})
+    assert s.fetch_allow == ("127.0.0.2/32", "fd00::/8")
+    s = from_sources(parse([]), environ={"OZFIG_FETCH_ALLOW": "127.0.0.2/32, 10.1.0.0/16"})
+    assert s.fetch_allow == ("127.0.0.2/32", "10.1.0.0/16")
+    assert Settings(fetch_allow=["127.0.0.2/32"]).fetch_allow == ("127.0.0.2/32",)  # type: ignore[arg-type]

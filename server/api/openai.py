@@ -21,8 +21,8 @@ from ..engine.engine import Generation, GenerationRequest
 from ..engine.sampling import SamplingParams
 from ..prompt import BuiltPrompt
 from ..runtime import Runtime
+from ..search import Passage
 from ..settings import Settings
-from ..websearch import Snippet
 from .chat_prompt import build_chat_prompt, search_query
 from .common import (
     ClientGone,
@@ -86,28 +86,27 @@ class ChatJob:
         self.plain = await self.build([] if self.chat.web_search else None)
         check_capacity(self.engine)
 
-    async def build(self, snippets: list[Snippet] | None) -> BuiltPrompt:
-        settings = self.runtime.settings
+    async def build(self, passages: list[Passage] | None) -> BuiltPrompt:
         return await asyncio.to_thread(
             build_chat_prompt,
             self.formatter,
             self.chat.messages,
-            snippets,
-            ctx=settings.ctx,
+            passages,
+            ctx=self.runtime.settings.ctx,
             max_tokens=self.max_tokens,
+            web_tokens=self.runtime.web_tokens,
         )
 
     async def prompt(self) -> BuiltPrompt:
         if not self.chat.web_search:
             return self.plain
         query = search_query(self.chat.messages, self.runtime.settings.max_query_chars)
-        snippets = await self.runtime.search.snippets(query) if query else []
-        return await self.build(snippets)
+        return await self.build(await self.runtime.web_passages(query))
 
     def generate(self, built: BuiltPrompt) -> contextlib.AbstractAsyncContextManager[Generation]:
         return self.engine.generate(GenerationRequest(built.tokens, self.max_tokens, self.sampling))
 
-    def sources(self, built: BuiltPrompt) -> list[dict[str, str]] | None:
+    def sources(self, built: BuiltPrompt) -> list[dict[str, object]] | None:
         return [s.as_json() for s in built.sources] if self.chat.web_search else None
 
 

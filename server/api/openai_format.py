@@ -1,7 +1,7 @@
 """OpenAI's JSON shapes: chat.completion, chat.completion.chunk, usage, the model list.
 
 Each body is built from its model in `schema.py` (the one declaration /openapi.json is made
-from). ozfig's extra field is `sources` (the web snippets given to the model, `[{url, text}]`),
+from). ozfig's extra field is `sources` (the web sources given to the model, `[{n, title, url, text}]`),
 on the completion and on the first chunk of a stream, present only when `web_search` was on.
 """
 
@@ -40,8 +40,8 @@ def finish_reason(engine_reason: str) -> FinishReason:
     return "length" if engine_reason == "length" else "stop"
 
 
-def _sources(sources: list[dict[str, str]] | None) -> dict[str, Any]:
-    return {} if sources is None else {"sources": [Source(**s) for s in sources]}
+def _sources(sources: list[dict[str, object]] | None) -> dict[str, Any]:
+    return {} if sources is None else {"sources": [Source.model_validate(s) for s in sources]}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Completion:
         reason: str,
         prompt_tokens: int,
         completion_tokens: int,
-        sources: list[dict[str, str]] | None,
+        sources: list[dict[str, object]] | None,
     ) -> dict[str, object]:
         message = AssistantMessage(role="assistant", content=content, refusal=None)
         body = ChatCompletion(
@@ -78,7 +78,7 @@ class Completion:
         reason: str | None = None,
         *,
         with_usage_field: bool = False,
-        sources: list[dict[str, str]] | None = None,
+        sources: list[dict[str, object]] | None = None,
     ) -> dict[str, object]:
         choice = ChunkChoice(
             index=0,

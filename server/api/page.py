@@ -1,7 +1,9 @@
-"""GET /: the chat page for browsers, the original's JSON hint for everyone else.
+"""GET /: the chat page for browsers, the original's JSON hint for everyone else; and the
+page's scripts under /static/ (its own, and the vendored markdown renderer and sanitizer).
 
 The choice is by `Accept`: HTML only when the client names text/html and prefers it to
 JSON (browsers do; curl's `*/*`, API clients and the original's users get the hint).
+The page's Content-Security-Policy allows scripts from the server itself only.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..errors import NotFoundError
+
 HINT = {"message": "Use /prompt/{query} to talk with the OzFig"}
-PAGE = Path(__file__).resolve().parent.parent / "static" / "index.html"
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = STATIC / "index.html"
+SCRIPTS = ("chat.js", "vendor/marked.umd.js", "vendor/purify.min.js")
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
         "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -56,6 +62,19 @@ def wants_html(accept: str) -> bool:
 @cache
 def page_html() -> str:
     return PAGE.read_text(encoding="utf-8")
+
+
+@cache
+def script(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+async def static(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in SCRIPTS:
+        raise NotFoundError(f"no static file {name!r}")
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    return Response(script(name), media_type="text/javascript", headers=headers)
 
 
 async def root(request: Request) -> Response:

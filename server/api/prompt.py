@@ -22,7 +22,7 @@ from ..engine.sampling import SamplingParams
 from ..errors import InvalidFieldError
 from ..prompt import BuiltPrompt, build_ozfig_prompt
 from ..runtime import Runtime
-from ..websearch import Snippet
+from ..search import Passage
 from .common import (
     ClientGone,
     check_capacity,
@@ -66,11 +66,17 @@ class PromptJob:
         self.query = query
         self.engine, self.formatter = runtime.require_engine()
 
-    async def build(self, snippets: list[Snippet]) -> BuiltPrompt:
-        """The prompt, built in a worker thread (snippets can be long: keep the event loop free)."""
+    async def build(self, passages: list[Passage]) -> BuiltPrompt:
+        """The prompt, built in a worker thread (web text can be long: keep the event loop free)."""
         s = self.runtime.settings
         return await asyncio.to_thread(
-            build_ozfig_prompt, self.formatter, self.query, snippets, ctx=s.ctx, max_tokens=s.max_tokens
+            build_ozfig_prompt,
+            self.formatter,
+            self.query,
+            passages,
+            ctx=s.ctx,
+            max_tokens=s.max_tokens,
+            web_tokens=self.runtime.web_tokens,
         )
 
     def request(self, built: BuiltPrompt) -> GenerationRequest:
@@ -78,7 +84,7 @@ class PromptJob:
         return GenerationRequest(built.tokens, s.max_tokens, SamplingParams(temperature=s.temperature))
 
     async def prompt(self) -> BuiltPrompt:
-        return await self.build(await self.runtime.search.snippets(self.query))
+        return await self.build(await self.runtime.web_passages(self.query))
 
 
 async def prompt(request: Request) -> Response:
@@ -129,7 +135,7 @@ def streamed(request: Request, job: PromptJob, form: Form) -> Response:
         result = gen.result
         assert result is not None
         if not sse:
-            yield "\n\n" + "".join(f"[{i}] {s['url'] or s['text'][:80]}\n" for i, s in enumerate(sources, 1))
+            yield "\n\n" + "".join(f"[{s['n']}] {s['title']} {s['url']}\n" for s in sources)
             return
         done = {
             "message": "".join(parts).strip(),

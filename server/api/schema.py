@@ -125,7 +125,7 @@ class ChatCompletionRequest(_Request):
     stream_options: StreamOptions | None = Field(None, description="only with stream: true")
     web_search: bool | None = Field(
         None,
-        description="ozfig's extra, default false: put DuckDuckGo snippets for the last user message "
+        description="ozfig's extra, default false: put numbered web sources for the last user message "
         "into the prompt (the OzFig augmentation) and return them as `sources`",
     )
     n: Literal[1] | None = Field(None, description="only 1")
@@ -231,6 +231,10 @@ def parse_chat_request(body: bytes) -> ChatRequest:
 
 
 class Source(_Response):
+    """A numbered web source; `text` is exactly what the prompt held for it, and the answer cites it as [n]."""
+
+    n: int = Field(ge=1)
+    title: str
     url: str
     text: str
 

@@ -1,19 +1,27 @@
-"""A local stand-in for DuckDuckGo's Instant Answer API (aiohttp, random port, own thread).
+"""A local stand-in for DuckDuckGo: the Instant Answer API (`GET /`) and the HTML results
+page (`POST /html/`), on one random port of 127.0.0.1, from its own thread.
 
-It answers with bodies of the documented shapes (`application/x-javascript`, every key
-present), records each query it was asked, and can misbehave on demand: set `mode` to
-"article", "empty", "disambiguation", "202", "500", "garbage", "huge" or "hang", or give
-one query a body of your own, as JSON (`overrides`) or as raw bytes (`raw_overrides`).
+Instant Answer: bodies of the documented shapes (`application/x-javascript`, every key
+present); `mode` makes it misbehave: "article", "empty", "disambiguation", "202", "500",
+"garbage", "huge" or "hang", or one query gets a body of its own, as JSON (`overrides`)
+or as raw bytes (`raw_overrides`). HTML page: the markup DuckDuckGo serves (`div.result`,
+`a.result__a` with `//duckduckgo.com/l/?uddg=` links, `a.result__snippet`, an ad first);
+results come from `results[query]` (else the "No results." page); `html_mode` "challenge"
+serves the CAPTCHA page, "202" an empty 202, "hang" never answers. Each endpoint records
+the queries it was asked (`queries`, `html_queries`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import html
 import json
 import threading
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
+
+from .fixture_server import ThreadedApp
 
 EMPTY: dict[str, Any] = {
     "Abstract": "",
@@ -112,57 +120,95 @@ def disambiguation(query: str) -> dict[str, Any]:
     return body
 
 
-class FakeDuckDuckGo:
+AD = (
+    '<div class="result results_links results_links_deep result--ad result--ad--small">'
+    '<div class="links_main links_deep result__body"><h2 class="result__title">'
+    '<a class="result__a" rel="noopener" href="https://duckduckgo.com/y.js?ad_domain=shop.example&amp;u3=x">'
+    "Buy things now</a></h2>"
+    '<a class="result__snippet" href="https://duckduckgo.com/y.js?ad_domain=shop.example">An ad.</a>'
+    "</div></div>"
+)
+NO_RESULTS = (
+    '<div class="result results_links results_links_deep result--no-result">'
+    '<div class="no-results">No  results.</div></div>'
+)
+CHALLENGE = (
+    '<!DOCTYPE html><html><body><div class="anomaly-modal__mask"><div class="anomaly-modal__modal">'
+    '<div class="anomaly-modal__title">Unfortunately, bots use DuckDuckGo too.</div>'
+    '<form id="challenge-form" action="//duckduckgo.com/anomaly.js?sv=html" method="POST"></form>'
+    "</div></div></body></html>"
+)
+
+
+def result_html(title: str, url: str, snippet: str) -> str:
+    link = "//duckduckgo.com/l/?uddg=" + quote(url, safe="") + "&amp;rut=0123abcd"
+    return (
+        '<div class="result results_links results_links_deep web-result ">'
+        '<div class="links_main links_deep result__body"><h2 class="result__title">'
+        f'<a rel="nofollow" class="result__a" href="{link}">{html.escape(title)}</a></h2>'
+        '<div class="result__extras"><div class="result__extras__url">'
+        f'<a class="result__url" href="{link}">{html.escape(url)}</a></div></div>'
+        f'<a class="result__snippet" href="{link}">{html.escape(snippet)}</a>'
+        "</div></div>"
+    )
+
+
+def results_page(query: str, results: list[tuple[str, str, str]] | None) -> str:
+    items = AD + "".join(result_html(*r) for r in results) if results else NO_RESULTS
+    return (
+        "<!DOCTYPE html><html><head><title>"
+        f"{html.escape(query)} at DuckDuckGo</title></head><body>"
+        '<div id="links" class="results">' + items + "</div></body></html>"
+    )
+
+
+class FakeDuckDuckGo(ThreadedApp):
     def __init__(self) -> None:
+        super().__init__("127.0.0.1")
         self.mode = "article"
+        self.html_mode = "results"
         self.queries: list[str] = []
+        self.html_queries: list[str] = []
+        self.results: dict[str, list[tuple[str, str, str]]] = {}
         self.huge_bytes = 5_000_000
         self.overrides: dict[str, dict[str, Any]] = {}
         self.raw_overrides: dict[str, bytes] = {}
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="fake-duckduckgo", daemon=True)
-        self.port = 0
-        self._stopping = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.base}/"
 
-    def start(self) -> FakeDuckDuckGo:
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        self._stopping = True
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+    @property
+    def html_url(self) -> str:
+        return f"{self.base}/html/"
 
     def reset(self) -> None:
         self.mode = "article"
+        self.html_mode = "results"
         self.queries.clear()
+        self.html_queries.clear()
+        self.results.clear()
         self.overrides.clear()
         self.raw_overrides.clear()
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/", self._handle)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._started.set()
-        self._loop.run_forever()
+        app.router.add_post("/html/", self._html)
+        return app
+
+    async def _html(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        query = str(form.get("q", ""))
+        self.html_queries.append(query)
+        mode = self.html_mode
+        if mode == "202":
+            return web.Response(status=202, body=b"")
+        if mode == "hang":
+            await self.pause(3600)
+        if mode == "challenge":
+            return web.Response(status=200, text=CHALLENGE, content_type="text/html")
+        return web.Response(text=results_page(query, self.results.get(query)), content_type="text/html")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         query = request.query.get("q", "")
@@ -176,9 +222,9 @@ class FakeDuckDuckGo:
             return web.Response(status=200, body=b"<html>not json", content_type="application/x-javascript")
         if mode == "hang":  # until reset or stopped, an hour at most
             for _ in range(36000):
-                if self.mode != "hang" or self._stopping:
+                if self.mode != "hang" or self.stopping:
                     break
-                await asyncio.sleep(0.1)
+                await self.pause(0.1)
         if mode == "huge":
             text = "x" * self.huge_bytes
             body = json.dumps({**EMPTY, "AbstractText": text}).encode()

@@ -1,0 +1,61 @@
+"""SearXNG: a self-hosted metasearch instance's JSON API (`<base>/search?q=...&format=json`).
+
+An instance answers 403 to `format=json` unless `json` is listed in `search.formats` of its
+settings.yml; that is said in the log, and the backend rests for the cooldown.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from .backend import BACKOFF_STATUSES, Cooldown, clean
+from .body import read_capped
+from .errors import SearchFailed
+from .hits import Hit
+
+
+def searxng_hits(data: Any) -> list[Hit]:
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise SearchFailed("the SearXNG answer has no results list")
+    hits = []
+    for item in data["results"]:
+        if not isinstance(item, dict):
+            continue
+        url = item.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            hits.append(
+                Hit(title=clean(item.get("title")), url=clean(url), snippet=clean(item.get("content")))
+            )
+    return hits
+
+
+class SearXNG:
+    name = "searxng"
+
+    def __init__(self, base_url: str, *, max_bytes: int, cooldown: float) -> None:
+        self.url = base_url.rstrip("/") + "/search"
+        self.max_bytes = max_bytes
+        self.rest = Cooldown(f"SearXNG at {base_url}", cooldown)
+
+    async def search(self, session: aiohttp.ClientSession, query: str, timeout: float) -> list[Hit]:
+        self.rest.check()
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with session.get(self.url, params={"q": query, "format": "json"}, timeout=limit) as resp:
+            if resp.status == 403:
+                raise self.rest.rest(
+                    "refused format=json (HTTP 403): add `json` to `search: formats:` in the instance's "
+                    "settings.yml"
+                )
+            if resp.status in BACKOFF_STATUSES:
+                raise self.rest.rest(f"answered HTTP {resp.status}")
+            if resp.status != 200:
+                raise SearchFailed(f"SearXNG: HTTP {resp.status}")
+            body = await read_capped(resp, self.max_bytes, truncate=False)
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SearchFailed(f"the SearXNG answer is not JSON ({exc})") from None
+        return searxng_hits(data)
