@@ -12,7 +12,16 @@ HELLO = [{"role": "user", "content": "Say hello to me."}]
 
 @pytest.fixture(scope="module")
 def api(model_path, fake_ddg_server) -> Iterator[openai.OpenAI]:
-    args = ["--model", str(model_path), "--search-url", fake_ddg_server.url, "--search-cache-size", "0"]
+    args = [
+        "--model",
+        str(model_path),
+        "--search-url",
+        fake_ddg_server.url,
+        "--search-html-url",
+        fake_ddg_server.html_url,
+        "--search-cache-size",
+        "0",
+    ]
     args += ["--max-tokens", "64", "--ctx", "1024", "--slots", "2", "--temperature", "0.7"]
     with serving(*args) as base:
         client = openai.OpenAI(base_url=base + "/v1", api_key="not-needed", max_retries=0, timeout=120)
@@ -77,7 +86,8 @@ def test_web_search_sources_come_back_in_an_extra_field(api: openai.OpenAI, ddg)
     )
     assert ddg.queries == ["what is rust"]
     sources = (done.model_extra or {})["sources"]
-    assert sources[0]["url"] == "https://fake.example/wiki/abstract"
+    assert "https://fake.example/wiki/abstract" in [s["url"] for s in sources]
+    assert set(sources[0]) == {"n", "title", "url", "text"}
 
 
 def test_bad_requests_raise_bad_request_error(api: openai.OpenAI) -> None:

@@ -83,10 +83,13 @@ def test_stream_framing_chunks_usage_and_sources(client, ddg) -> None:
     first, *middle, last_choice, usage_chunk = chunks
     assert set(first) == CHUNK_KEYS | {"usage", "sources"}
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert first["sources"][0] == {
+    assert {
+        "n": next(s["n"] for s in first["sources"] if s["url"] == "https://fake.example/wiki/abstract"),
+        "title": "what is rust (topic)",
         "url": "https://fake.example/wiki/abstract",
         "text": "what is rust is a subject with a long history. Fake abstract about what is rust.",
-    }
+    } in first["sources"]
+    assert [s["n"] for s in first["sources"]] == list(range(1, len(first["sources"]) + 1))
     assert ddg.queries == ["what is rust"]
     for chunk in [first, *middle, last_choice]:
         assert chunk["object"] == "chat.completion.chunk"
@@ -131,11 +134,11 @@ def test_web_search_augments_the_last_user_message_of_a_conversation(client, ddg
     assert status == 200
     assert ddg.queries == ["who made it"]
     assert set(body) == COMPLETION_KEYS | {"sources"}
-    assert body["sources"][0]["url"] == "https://fake.example/wiki/abstract"
-    assert all(set(s) == {"url", "text"} for s in body["sources"])
+    assert "https://fake.example/wiki/abstract" in [s["url"] for s in body["sources"]]
+    assert all(set(s) == {"n", "title", "url", "text"} for s in body["sources"])
     status, plain = post(client, {"messages": messages, "max_tokens": 2})
     assert status == 200
-    assert plain["usage"]["prompt_tokens"] < body["usage"]["prompt_tokens"]  # the snippets are in the prompt
+    assert plain["usage"]["prompt_tokens"] < body["usage"]["prompt_tokens"]  # the sources are in the prompt
     assert "sources" not in plain
 
 
@@ -252,7 +255,7 @@ def test_openapi_describes_every_route(client) -> None:
     routes = [route for route in client.app.routes if isinstance(route, Route)]
     assert routes
     for route in routes:
-        path = route.path.replace("{query:path}", "{query}")
+        path = route.path.replace("{query:path}", "{query}").replace("{name:path}", "{name}")
         assert path in spec["paths"], f"{path} is not in /openapi.json"
         for method in route.methods or ():
             if method != "HEAD":

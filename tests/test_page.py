@@ -132,8 +132,9 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
             first = text_of(answer)
             wait_until(lambda: len(text_of(answer)) > len(first), 60, "the answer did not grow")
             assert answer.get_attribute("data-state") == "streaming"
-            link = answer.locator(".sources a").first
-            assert link.get_attribute("href") == "https://fake.example/wiki/abstract"
+            links = answer.locator(".sources a")
+            hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+            assert "https://fake.example/wiki/abstract" in hrefs
             assert ddg.queries == ["what is rust"]
             assert sent[0]["stream"] is True and sent[0]["web_search"] is True
             assert health(base)["busy_slots"] == 1

@@ -44,9 +44,9 @@ def test_prompt_answers_with_message_sources_and_usage(client, ddg) -> None:
     assert isinstance(body["message"], str) and body["message"].strip()
     assert ddg.queries == ["what is rust"]
     urls = [s["url"] for s in body["sources"]]
-    assert urls[0] == "https://fake.example/wiki/abstract"
-    assert "https://fake.example/nested/1" in urls
+    assert "https://fake.example/wiki/abstract" in urls and "https://fake.example/related/1" in urls
     assert all(s["text"] for s in body["sources"])
+    assert [s["n"] for s in body["sources"]] == list(range(1, len(urls) + 1))
     assert body["usage"]["prompt_tokens"] > 50
     assert 1 <= body["usage"]["completion_tokens"] <= 24
 

@@ -43,7 +43,8 @@ def test_plain_text_stream_for_curl(client: TestClient, ddg) -> None:
     assert r.headers["content-type"].startswith("text/plain")
     answer, _, sources = r.text.partition("\n\n[1] ")
     assert answer.strip() == plain["message"]
-    assert sources.splitlines()[0] == plain["sources"][0]["url"]
+    first = plain["sources"][0]
+    assert sources.splitlines()[0] == f"{first['title']} {first['url']}"
     assert f"[{len(plain['sources'])}] " in r.text
 
 

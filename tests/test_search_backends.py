@@ -42,6 +42,7 @@ def test_instant_answer_gives_abstract_topics_nested_topics_and_results_deduplic
         "https://fake.example/official",
     ]
     assert got[0].snippet.startswith("Rust is a subject") and got[0].title == "Rust (topic)"
+    assert got[1].title == "Rust"  # a related topic's name: its Result link's text
     assert not any(h.readable for h in got)  # abstracts are the content; their links are not read
     assert [h.url for h in instant_answer_hits(disambiguation("API"))] == [
         "https://fake.example/d/1",

@@ -116,6 +116,21 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/static/{name}": {
+            "get": {
+                "summary": "The chat page's scripts: chat.js and the vendored marked and DOMPurify",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the script",
+                        "content": {"text/javascript": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(schema.DetailError, "404"),
+                },
+            }
+        },
         "/health": {
             "get": {
                 "summary": "200 once the model is loaded, with what is served; 503 while loading or failed",
@@ -127,7 +142,7 @@ def _paths() -> dict[str, Any]:
         },
         "/prompt/{query}": {
             "get": {
-                "summary": "Ask one question; the answer uses fresh web snippets, returned as sources",
+                "summary": "Ask one question; the answer uses fresh web content, returned as numbered sources",
                 "parameters": [
                     {"name": "query", "in": "path", "required": True, "schema": {"type": "string"}},
                     {

@@ -12,8 +12,10 @@ sends the endpoint into its cooldown.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +29,15 @@ from .hits import Hit
 
 log = logging.getLogger(__name__)
 
+_TOPIC_LINK_RE = re.compile(r"<a\b[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]+>")
 CHALLENGE_MARKERS = ("anomaly-modal", "challenge-form", "bots use duckduckgo too")
+
+
+def topic_title(result: Any) -> str:
+    """A related topic's name: the text of the link its `Result` HTML starts with."""
+    match = _TOPIC_LINK_RE.search(result) if isinstance(result, str) else None
+    return clean(html.unescape(_TAG_RE.sub("", match.group(1)))) if match else ""
 
 
 def instant_answer_hits(data: Any) -> list[Hit]:
@@ -49,8 +59,7 @@ def instant_answer_hits(data: Any) -> list[Hit]:
             if "Topics" in item:
                 add_topics(item["Topics"])
             else:
-                text = clean(item.get("Text"))
-                add(text, item.get("FirstURL"), text.split(" - ")[0][:80])
+                add(item.get("Text"), item.get("FirstURL"), topic_title(item.get("Result")))
 
     add(data.get("Answer"), data.get("AbstractURL"), heading or "Answer")
     add(data.get("AbstractText"), data.get("AbstractURL"), heading or clean(data.get("AbstractSource")))
