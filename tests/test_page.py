@@ -134,7 +134,9 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
             assert answer.get_attribute("data-state") == "streaming"
             links = answer.locator(".sources a")
             hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
-            assert "https://fake.example/wiki/abstract" in hrefs
+            assert hrefs and all(
+                h.startswith("https://fake.example/") for h in hrefs
+            )  # what fit beside 900 answer tokens
             assert ddg.queries == ["what is rust"]
             assert sent[0]["stream"] is True and sent[0]["web_search"] is True
             assert health(base)["busy_slots"] == 1
