@@ -45,7 +45,7 @@ class Served:
         return tokens
 
     def ozfig_reference(self, query: str) -> list[dict[str, str]]:
-        """The OzFig messages for `query` without snippets, the system prompt folded where refused."""
+        """The OzFig messages for `query` without web sources, the system prompt folded where refused."""
         user = user_message(query, [])
         if self.known.system_role:
             return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -65,7 +65,7 @@ class Served:
 def served(request: pytest.FixtureRequest, model_path: Path, fake_ddg_server) -> Iterator[Served]:
     known: KnownTemplate = request.param
     path = with_chat_template(model_path, known.path)
-    settings = make_settings(path, fake_ddg_server.url, max_snippets=0, max_tokens=1, slots=1)
+    settings = make_settings(path, fake_ddg_server.url, web_context_tokens=0, max_tokens=1, slots=1)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         s = Served(known, path, client)

@@ -51,7 +51,7 @@ def server(llama31_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A real `ozfig serve` (debug log to a file, so a full pipe never blocks it)."""
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     port = free_port()
-    args = ["--model", str(llama31_model), "--max-snippets", "0", "--max-tokens", "2", "--ctx", "1024"]
+    args = ["--model", str(llama31_model), "--web-context-tokens", "0", "--max-tokens", "2", "--ctx", "1024"]
     args += ["--slots", "1", "--threads", "2", "--log-level", "debug"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

@@ -161,7 +161,9 @@ def test_special_token_text_in_content_stays_text(
 def test_served_prompt_is_hugging_faces_and_typed_eot_stays_text(
     llama3_gguf: Path, fake_ddg_server, hf_tokens: Any
 ) -> None:
-    settings = make_settings(llama3_gguf, fake_ddg_server.url, max_snippets=0, max_tokens=1, slots=1, ctx=512)
+    settings = make_settings(
+        llama3_gguf, fake_ddg_server.url, web_context_tokens=0, max_tokens=1, slots=1, ctx=512
+    )
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         counts = []
