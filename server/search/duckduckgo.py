@@ -156,16 +156,16 @@ class DuckDuckGo:
             error = None if task in late else task.exception()
             if task in late:
                 failures.append("timed out")
-            elif error is not None:
-                if not isinstance(error, SearchFailed | aiohttp.ClientError | PageFailed | ValueError):
-                    raise error
+            elif isinstance(error, SearchFailed | aiohttp.ClientError | PageFailed | ValueError):
                 failures.append(str(error) or type(error).__name__)
+            elif error is not None:  # whatever else went wrong (JSON nested too deeply, ...)
+                failures.append(f"{type(error).__name__}: {error}"[:300])
             else:
                 hits.extend(task.result())
         if len(failures) == 2:
             raise SearchFailed("; ".join(failures))
         for failure in failures:
-            log.info("DuckDuckGo: one of two endpoints gave nothing: %s", failure)
+            log.warning("DuckDuckGo: one of two endpoints gave nothing: %s", failure)
         seen: set[str] = set()
         unique = []
         for hit in hits:

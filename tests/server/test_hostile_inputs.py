@@ -83,18 +83,20 @@ def test_a_surrogate_in_a_search_answer_is_replaced_and_not_cached_as_a_failure(
     for _ in range(2):
         r = client.get("/prompt/surrogate")
         assert r.status_code == 200, r.text
-        assert r.json()["sources"] == [{"url": "https://x.example/\ufffd", "text": "Bad \ufffd text"}]
+        assert r.json()["sources"] == [
+            {"n": 1, "title": "", "url": "https://x.example/\ufffd", "text": "Bad \ufffd text"}
+        ]
 
 
 def test_deeply_nested_search_json_gives_no_snippets_and_a_warning(client, ddg, caplog) -> None:
     depth = 3000
     nested = '{"Topics": [' * depth + "]}" * depth
     ddg.raw_overrides["deep"] = ('{"RelatedTopics": [' + nested + "]}").encode()
-    with caplog.at_level(logging.WARNING, logger="ozfig.websearch"):
+    with caplog.at_level(logging.WARNING, logger="server.search"):
         r = client.get("/prompt/deep")
     assert r.status_code == 200, r.text
     assert r.json()["sources"] == []
-    assert any("gave no snippets" in rec.getMessage() for rec in caplog.records)
+    assert any("RecursionError" in rec.getMessage() for rec in caplog.records)
 
 
 def test_openapi_lists_every_status_and_n_is_one_or_null(client) -> None:
