@@ -163,7 +163,7 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
 
             # a second turn, web search off: the history goes with it, and Stop works again
             page.uncheck("#web")
-            page.fill("#prompt", "Tell me more.")
+            page.fill("#prompt", "Now write a long story about a cat, with many chapters.")
             page.click("#send")
             second = page.locator(".msg.assistant").nth(1)
             wait_until(lambda: len(text_of(second)) > 0, 90, "no second answer appeared")
