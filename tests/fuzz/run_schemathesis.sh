@@ -28,7 +28,8 @@ for _ in $(seq 100); do [ -s "$work/ddg.out" ] && break; sleep 0.1; done
 search_url=$(head -1 "$work/ddg.out")
 
 python -m ozfig serve --host 127.0.0.1 --port "$port" --model "$model" --ctx 256 --max-tokens 1 \
-  --slots 2 --threads 2 --search-url "$search_url" --search-cache-size 64 --log-level warning \
+  --slots 2 --threads 2 --search-url "$search_url" --search-html-url "${search_url%/}/html/" \
+  --fetch-allow 127.0.0.2/32 --search-cache-size 64 --log-level warning \
   >"$work/serve.log" 2>&1 &
 pids+=($!)
 base="http://127.0.0.1:$port"
