@@ -20,7 +20,6 @@ COPY pyproject.toml README.md ./
 COPY ozfig ./ozfig
 COPY server ./server
 COPY convert ./convert
-COPY evaluate ./evaluate
 # exactly as the README installs it
 RUN CMAKE_ARGS="${CMAKE_ARGS}" pip install . \
  && apt-get purge -y build-essential cmake && apt-get autoremove -y

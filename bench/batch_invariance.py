@@ -19,9 +19,9 @@ import llama_cpp  # noqa: F401  (before numpy)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
-from server.engine.model import LlamaModel
-from server.engine.sampling import SamplingParams
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.llama.model import LlamaModel
 from server.prompt import ChatFormatter
 
 SUBJECTS = [

@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
-from server.engine.model import LlamaModel
-from server.engine.sampling import SamplingParams
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.llama.model import LlamaModel
 
 
 def load_baseline(path: str):  # type: ignore[no-untyped-def]

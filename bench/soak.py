@@ -18,10 +18,11 @@ import llama_cpp as lc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.engine.engine import Engine, EngineConfig
-from server.engine.model import LlamaModel
-from server.prompt import ChatFormatter
 from tests.test_engine_soak import anon_rss_kib, traffic
+
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.llama.model import LlamaModel
+from server.prompt import ChatFormatter
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     after = anon_rss_kib()
     memory = lc.llama_get_memory(engine.scheduler.ctx)
     kv_consistent = all(
-        lc.llama_memory_seq_pos_max(memory, s) == len(engine.scheduler.kv_tokens[s]) - 1 for s in range(4)
+        lc.llama_memory_seq_pos_max(memory, s) == len(engine.scheduler.cache.tokens[s]) - 1 for s in range(4)
     )
     stats = engine.stats
     print(

@@ -6,7 +6,7 @@ one short paragraph and exits 2, without a traceback.
 
 from __future__ import annotations
 
-from server.errors import OzfigError
+from ozfig.errors import OzfigError
 
 
 class ConvertError(OzfigError):

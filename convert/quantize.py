@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ozfig.llama.backend import capture, detach_log
+
 from .errors import QuantizeError
-from .llama_log import capture
 
 log = logging.getLogger("ozfig.convert.quantize")
 
@@ -62,7 +63,7 @@ def quantize(
                 worker.join(0.2)  # wakes up for signals (Ctrl-C, SIGTERM)
         except BaseException:
             # interrupted: the C call goes on until the process exits; stop it calling into Python
-            lc.llama_log_set(lc.llama_log_callback(), ctypes.c_void_p(0))  # NULL: llama.cpp logs to stderr
+            detach_log()
             raise
     if not result or result[0] != 0:
         raise QuantizeError(f"llama.cpp could not quantize to {quant}: {cap.detail()}")

@@ -9,47 +9,26 @@ numbers, unicode, ChatML markers). An adapter GGUF is read back the same way: ty
 and every A/B pair.
 """
 
-# llama_cpp must be imported before numpy (see ozfig/cli.py)
-import llama_cpp as lc  # noqa: I001
-
-import ctypes
 import logging
 from pathlib import Path
 
 import gguf
 
+from ozfig.errors import StartupError
+from ozfig.llama.backend import recent_errors
+from ozfig.llama.model import LlamaModel
+
 from .errors import VerifyError
 from .gguf_index import read_tensor_index
-from .llama_log import capture
 from .tokenizer import Vocab
 
-log = logging.getLogger("ozfig.convert.verify")
+log = logging.getLogger(__name__)
 
 CHECK_TEXT = (
     "def add(a, b):\n    return a + b  # 3.14159 1234567\n"
     "Ünïcödé: naïve café, 日本語, emoji 🦙✅ — done.\t\n"
     "<|im_start|>user\nHello!<|im_end|>\n"
 )
-
-
-def _tokenize(vocab: ctypes.c_void_p, text: str, parse_special: bool) -> list[int]:
-    data = text.encode("utf-8")
-    n_max = len(data) + 16
-    arr = (lc.llama_token * n_max)()
-    n = lc.llama_tokenize(vocab, data, len(data), arr, n_max, False, parse_special)
-    if n < 0:
-        raise VerifyError("llama.cpp could not tokenize the check text.")
-    return list(arr[:n])
-
-
-def _detokenize(vocab: ctypes.c_void_p, tokens: list[int]) -> str:
-    size = 16 * len(tokens) + 64
-    arr = (lc.llama_token * len(tokens))(*tokens)
-    buf = ctypes.create_string_buffer(size)
-    n = lc.llama_detokenize(vocab, arr, len(tokens), buf, size, False, True)
-    if n < 0:
-        raise VerifyError("llama.cpp could not detokenize the check text.")
-    return buf.raw[:n].decode("utf-8", "replace")
 
 
 def check_tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
@@ -75,39 +54,31 @@ def check_tensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> str:
 def verify_model(path: Path, expected: Vocab, shapes: dict[str, tuple[int, ...]]) -> list[str]:
     """Read `path` back and open it with llama.cpp; returns what was checked."""
     checks = [check_tensors(path, shapes)]
-    params = lc.llama_model_default_params()
-    params.n_gpu_layers = 0
-    params.vocab_only = True
-    with capture() as cap:
-        model = lc.llama_model_load_from_file(str(path).encode(), params)
-        if not model:
-            raise VerifyError(f"llama.cpp cannot load the GGUF it was given: {cap.detail()}")
     try:
-        vocab = lc.llama_model_get_vocab(model)
-        n_vocab = int(lc.llama_vocab_n_tokens(vocab))
-        if n_vocab != len(expected.tokens):
-            raise VerifyError(f"llama.cpp sees {n_vocab} tokens, {len(expected.tokens)} were written.")
-        checks.append(f"llama.cpp reads its vocabulary ({n_vocab} tokens)")
-        for kind, getter in (("bos", lc.llama_vocab_bos), ("eos", lc.llama_vocab_eos)):
+        model = LlamaModel(str(path), gpu_layers=0, vocab_only=True)
+    except StartupError:
+        raise VerifyError(f"llama.cpp cannot load the GGUF it was given: {recent_errors()}") from None
+    try:
+        if model.n_vocab != len(expected.tokens):
+            raise VerifyError(f"llama.cpp sees {model.n_vocab} tokens, {len(expected.tokens)} were written.")
+        checks.append(f"llama.cpp reads its vocabulary ({model.n_vocab} tokens)")
+        for kind, got in (("bos", model.bos), ("eos", model.eos)):
             want = expected.special_ids.get(kind)
-            got = int(getter(vocab))
             if want is not None and got != want:
                 raise VerifyError(f"llama.cpp reads {kind} token id {got}, {want} was written.")
-        template = lc.llama_model_chat_template(model, None)
-        got_template = template.decode("utf-8") if template else None
-        if got_template != expected.chat_template:
+        if model.chat_template != expected.chat_template:
             raise VerifyError("llama.cpp reads a different chat template from the one written.")
         if expected.chat_template:
             checks.append("chat template")
         text = CHECK_TEXT
-        tokens = _tokenize(vocab, text, parse_special=True)
-        back = _detokenize(vocab, tokens)
+        tokens = model.tokenize(text, parse_special=True)
+        back = model.detokenize(tokens, unparse_special=True)
         if back != text:
             raise VerifyError(f"tokenize/detokenize round trip changed the check text: {back!r}")
         checks.append(f"tokenizer round trip ({len(tokens)} tokens)")
         return checks
     finally:
-        lc.llama_model_free(model)
+        model.close()
 
 
 def verify_adapter(path: Path, pairs: int, alpha: float) -> list[str]:

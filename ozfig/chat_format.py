@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from server.errors import RequestError
+from ozfig.errors import RequestError
 
 from .chat_template import ChatTemplate, TemplateProfile, probe_template
 from .chat_tokens import ControlToken, ControlTokens, strip_around

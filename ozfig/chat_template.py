@@ -27,7 +27,7 @@ import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from server.errors import ChatTemplateError, TemplateRefusedError
+from ozfig.errors import ChatTemplateError, TemplateRefusedError
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from ozfig import __version__
-from server.errors import OzfigError
+from ozfig.errors import OzfigError
 
-COMMAND_MODULES = ("server.cli", "convert.cli", "evaluate.cli")
+COMMAND_MODULES = ("server.cli", "convert.cli", "ozfig.eval.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

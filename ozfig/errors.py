@@ -1,6 +1,6 @@
 """ozfig's own exception types.
 
-Each error that can reach a user carries its HTTP status and a short reason; `http.py`
+Each error that can reach a user carries its HTTP status and a short reason; `server/api/http_errors.py`
 maps them to answers in one place. Startup errors carry a paragraph that tells the user
 what to do; the CLI prints it and exits non-zero, without a traceback.
 """

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from .errors import StartupError
+from ozfig.errors import StartupError
+
 from .settings import add_arguments, from_sources
 
 log = logging.getLogger("ozfig.server")
@@ -29,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ozfig.cli import setup_logging
+    from ozfig.llama.model import check_gguf_file
 
     from .app import create_app
-    from .engine.model import check_gguf_file
     from .model_source import check_local_model, parse_hub_reference
     from .runtime import Runtime
 

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .errors import ModelFetchError, ModelNotFoundError
+from ozfig.errors import ModelFetchError, ModelNotFoundError
 
 log = logging.getLogger("ozfig.model")
 

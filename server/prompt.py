@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ozfig.chat_format import ChatFormatter
+from ozfig.engine.engine import check_prompt_fits
 
-from .engine.engine import check_prompt_fits
 from .neutralize import neutralize
 from .search import Passage, Source, choose_sources
 from .search.context import render_sources

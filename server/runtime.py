@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ozfig.chat_format import ChatFormatter
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.errors import ModelLoadError, ModelLoadingError, StartupError
+from ozfig.llama.backend import gpu_offload_supported
+from ozfig.llama.model import LlamaModel
 
-from .engine.engine import Engine, EngineConfig, GenerationRequest
-from .engine.model import LlamaModel, gpu_offload_supported
-from .engine.sampling import SamplingParams
-from .errors import ModelLoadError, ModelLoadingError, StartupError
 from .model_source import resolve_model_path
 from .search import Passage, WebSearch
 from .search.web import make_backend

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SettingsError
+from ozfig.errors import SettingsError
 
 ENV_PREFIX = "OZFIG_"
 

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..errors import DeadlineExceededError, EngineError, OverloadedError, PromptTooLongError, RequestError
-from .model import LlamaModel
+from ..llama.model import LlamaModel
+from .jobs import EngineStats, Finished, Job
 from .sampling import SamplingParams
-from .scheduler import EngineStats, Finished, Job, Scheduler
+from .scheduler import Scheduler
 
 
 def prompt_fits(prompt_tokens: int, ctx: int) -> bool:

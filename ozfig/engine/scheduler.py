@@ -3,7 +3,8 @@
 Each step builds one `llama_batch`: one token for every answer being generated, then
 chunks of the prompts of newly admitted requests, up to `n_batch` tokens in all. Every
 request has its own sequence id in the (unified) KV cache, its own sampler chain and its
-own stop conditions; its KV cells are removed as soon as it ends. Events go back to the
+own stop conditions; its KV cells stay after it ends, for the next prompt that shares their
+prefix (`prefix_cache.py` keeps that account). Events go back to the
 asyncio side once per step, in one call.
 """
 
@@ -14,70 +15,17 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import llama_cpp as lc
 
-from .model import ContextParams, LlamaModel
-from .sampling import SamplingParams, build_sampler
+from ..llama.model import ContextParams, LlamaModel
+from .jobs import EngineStats, Finished, FinishReason, Job
+from .prefix_cache import PrefixCache
+from .sampling import build_sampler
 from .stops import StopMatcher
 
-log = logging.getLogger("ozfig.engine")
-
-FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
-
-
-@dataclass
-class Job:
-    """One request as the scheduler sees it. The asyncio side reads, never writes, but `cancelled`."""
-
-    prompt: list[int]
-    max_tokens: int
-    sampling: SamplingParams
-    deliver: Callable[[list[object]], None]  # called on the engine thread with this step's events
-    deadline: float | None = None
-    cancelled: bool = False
-    submitted: float = field(default_factory=time.monotonic)
-    first_token_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-    error: str | None = None
-    time_to_first_token: float | None = None
-
-
-@dataclass
-class EngineStats:
-    """Counters the engine thread updates and anyone may read."""
-
-    slots: int = 0
-    busy_slots: int = 0
-    queue_depth: int = 0
-    requests_total: int = 0
-    requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
-    prompt_tokens_total: int = 0
-    prompt_tokens_cached_total: int = 0  # prompt tokens whose KV was reused from an earlier request
-    completion_tokens_total: int = 0
-    decode_steps_total: int = 0
-    decode_seconds_total: float = 0.0
-    ttft_seconds: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
-    recent_tokens: collections.deque[tuple[float, int]] = field(
-        default_factory=lambda: collections.deque(maxlen=256)
-    )
-
-    def tokens_per_second(self, window: float = 10.0) -> float:
-        now = time.monotonic()
-        recent = [(t, n) for t, n in list(self.recent_tokens) if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        span = max(now - recent[0][0], 1e-6)
-        return sum(n for _, n in recent) / span
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,14 +40,6 @@ class _Slot:
     last: int = -1  # last sampled token, fed at the next step
     generated: int = 0
     batch_index: int = -1  # where this slot's logits are in the current batch
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 class Scheduler:
@@ -117,7 +57,6 @@ class Scheduler:
         prompt_cache: bool = True,
     ) -> None:
         self.model = model
-        self.prompt_cache = prompt_cache
         self.n_slots = n_slots
         self.n_ctx = n_ctx  # per sequence
         self.n_batch = max(n_batch, n_slots)
@@ -133,12 +72,7 @@ class Scheduler:
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self.slots: list[_Slot | None] = [None] * n_slots
-        # what each sequence's KV cells hold, kept after an answer ends for prompt-prefix reuse
-        self.kv_tokens: list[list[int]] = [[] for _ in range(n_slots)]
-        # how many of those were computed in whole, aligned prompt chunks: only these are reused,
-        # so that a reused prefix holds exactly the KV a fresh run would compute
-        self.kv_exact: list[int] = [0] * n_slots
-        self.kv_last_used: list[float] = [0.0] * n_slots
+        self.cache = PrefixCache(n_slots, self.prompt_chunk, enabled=prompt_cache)
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
         self.stats = EngineStats(slots=n_slots)
@@ -222,7 +156,7 @@ class Scheduler:
             if job.deadline is not None and now > job.deadline:
                 self._finish_job(job, "timeout", 0)
                 continue
-            seq = self._pick_sequence(job.prompt)
+            seq = self.cache.pick([s for s in range(self.n_slots) if self.slots[s] is None], job.prompt)
             slot = _Slot(
                 seq=seq,
                 job=job,
@@ -236,26 +170,13 @@ class Scheduler:
         self.stats.busy_slots = self.n_slots - self.free_slots
         return started
 
-    def _pick_sequence(self, prompt: list[int]) -> int:
-        """A free sequence id: the one whose KV holds the longest prefix of `prompt`, else the least recently used."""
-        free = [s for s in range(self.n_slots) if self.slots[s] is None]
-        if not self.prompt_cache:
-            return free[0]
-        return max(free, key=lambda s: (self._reusable(s, prompt), -self.kv_last_used[s]))
-
-    def _reusable(self, seq: int, prompt: list[int]) -> int:
-        """Leading tokens of `prompt` whose KV `seq` holds exactly as a fresh run would compute it."""
-        shared = min(common_prefix(self.kv_tokens[seq], prompt), self.kv_exact[seq], len(prompt) - 1)
-        return shared - shared % self.prompt_chunk
-
     def _start_slot(self, slot: _Slot) -> None:
         prompt = slot.job.prompt
-        keep = self._reusable(slot.seq, prompt) if self.prompt_cache else 0
+        keep = self.cache.reusable(slot.seq, prompt)
         if keep == 0 or not lc.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
             keep = 0
             lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
-        self.kv_tokens[slot.seq] = prompt[:keep]
-        self.kv_exact[slot.seq] = keep
+        self.cache.start(slot.seq, prompt, keep)
         slot.fed = slot.pos = keep
         self.stats.prompt_tokens_cached_total += keep
 
@@ -283,7 +204,7 @@ class Scheduler:
             n = 0
             for slot in running:
                 n = self._put(self.batch, n, slot.last, slot.pos, slot.seq, True)
-                self.kv_tokens[slot.seq].append(slot.last)
+                self.cache.fed_token(slot.seq, slot.last)
                 slot.batch_index = n - 1
                 slot.pos += 1
             if self._decode(n, running):
@@ -298,9 +219,7 @@ class Scheduler:
         for i in range(filling.fed, end):
             n = self._put(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
             filling.pos += 1
-        self.kv_tokens[filling.seq].extend(prompt[filling.fed : end])
-        if end - filling.fed == self.prompt_chunk and self.kv_exact[filling.seq] == filling.fed:
-            self.kv_exact[filling.seq] = end
+        self.cache.fed_prompt(filling.seq, filling.fed, prompt[filling.fed : end])
         filling.fed = end
         filling.batch_index = n - 1
         if self._decode(n, [filling]) and end == len(prompt):
@@ -374,11 +293,10 @@ class Scheduler:
             rest += slot.stop.flush()
             if rest:
                 events.append(rest)
-        if reason == "error" or not self.prompt_cache:
+        keep = reason != "error" and self.cache.enabled
+        if not keep:
             lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
-            self.kv_tokens[slot.seq] = []
-            self.kv_exact[slot.seq] = 0
-        self.kv_last_used[slot.seq] = time.monotonic()
+        self.cache.release(slot.seq, keep)
         lc.llama_sampler_free(slot.sampler)
         self.slots[slot.seq] = None
         self.stats.busy_slots = self.n_slots - self.free_slots

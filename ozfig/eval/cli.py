@@ -175,7 +175,7 @@ def _print_json(data: object) -> None:
 
 def run_perplexity(args: argparse.Namespace) -> int:
     _setup(args)
-    from server.engine.model import LlamaModel
+    from ozfig.llama.model import LlamaModel
 
     from .chunks import ChunkPlan
     from .data import read_text
@@ -248,7 +248,7 @@ def _kld_report(summary: dict[str, Any]) -> list[str]:
 
 def run_kld(args: argparse.Namespace) -> int:
     _setup(args)
-    from server.engine.model import LlamaModel
+    from ozfig.llama.model import LlamaModel
 
     from .chunks import ChunkPlan
     from .data import read_text
@@ -299,7 +299,7 @@ def run_kld(args: argparse.Namespace) -> int:
 
 def run_answers(args: argparse.Namespace) -> int:
     _setup(args)
-    from server.engine.model import LlamaModel
+    from ozfig.llama.model import LlamaModel
 
     from .answers import GenerationSettings, formatter_for, generate_answers
     from .bertscore import bert_scores, default_encoder, encoder_layers

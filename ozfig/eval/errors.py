@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import OzfigError
+from ozfig.errors import OzfigError
 
 
 class EvalError(OzfigError):

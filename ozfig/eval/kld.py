@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.engine.model import LlamaModel
+from ozfig.llama.model import LlamaModel
 
 from .chunks import (
     ChunkPlan,

@@ -15,7 +15,7 @@ from typing import Protocol
 import llama_cpp as lc
 import numpy as np
 
-from server.engine.model import ContextParams, LlamaModel
+from ozfig.llama.model import ContextParams, LlamaModel
 
 from .chunks import ChunkPlan
 from .errors import EvalError

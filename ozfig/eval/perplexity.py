@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import llama_cpp as lc
 
-from server.engine.model import LlamaModel
+from ozfig.llama.model import LlamaModel
 
 from .chunks import ChunkPlan, NllStats, chunk_input, chunk_targets, groups, plan_chunks
 from .errors import EvalError

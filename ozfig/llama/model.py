@@ -2,64 +2,22 @@
 
 `LlamaModel` owns the `llama_model` pointer and its vocabulary: tokenizing (with special
 token parsing on or off), turning tokens back into bytes, the metadata (chat template,
-name, context length) and new contexts. It is used by the serving engine and by the
-evaluation tools alike. Contexts are not thread-safe; the model itself is read-only.
+name, context length) and new contexts. It is used by the serving engine, the evaluation
+tools and the converter's checks alike. Contexts are not thread-safe; the model itself is read-only.
 """
 
 from __future__ import annotations
 
-import collections
 import ctypes
-import logging
 import os
-import threading
 from dataclasses import dataclass
 
 import llama_cpp as lc
 
 from ..errors import ModelFormatError, ModelLoadError, ModelNotFoundError
-
-log = logging.getLogger("ozfig.llama")
+from .backend import clear_errors, gpu_offload_supported, init_backend, recent_errors
 
 GGUF_MAGIC = b"GGUF"
-_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
-
-
-class _LlamaLog:
-    """Routes llama.cpp's log lines to `logging` and keeps its last errors for messages."""
-
-    def __init__(self) -> None:
-        self.errors: collections.deque[str] = collections.deque(maxlen=8)
-        self.level = logging.DEBUG
-        self.callback = lc.llama_log_callback(self._on_line)  # keep a reference: ctypes callback
-
-    def _on_line(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace").rstrip()
-        if not line:
-            return
-        py_level = _LEVELS.get(level, logging.DEBUG)
-        if py_level >= logging.ERROR:
-            self.errors.append(line)
-        # llama.cpp's warnings during a load are mostly chatter; keep them at debug level
-        log.log(logging.DEBUG if py_level < logging.ERROR else logging.WARNING, "%s", line)
-
-
-LLAMA_LOG = _LlamaLog()
-_init_lock = threading.Lock()
-_initialized = False
-
-
-def init_backend() -> None:
-    global _initialized
-    with _init_lock:
-        if not _initialized:
-            lc.llama_log_set(LLAMA_LOG.callback, ctypes.c_void_p(0))
-            lc.llama_backend_init()
-            _initialized = True
-
-
-def gpu_offload_supported() -> bool:
-    return bool(lc.llama_supports_gpu_offload())
 
 
 def cpu_has_amx() -> bool:
@@ -105,7 +63,8 @@ class ContextParams:
 class LlamaModel:
     """A loaded GGUF model and its vocabulary."""
 
-    def __init__(self, path: str, gpu_layers: int = 0, lora: str = "") -> None:
+    def __init__(self, path: str, gpu_layers: int = 0, lora: str = "", *, vocab_only: bool = False) -> None:
+        """`vocab_only` reads the metadata and vocabulary only (no weights: for checks, no contexts)."""
         check_gguf_file(path)
         init_backend()
         self.path = path
@@ -113,15 +72,16 @@ class LlamaModel:
         params.n_gpu_layers = (
             0 if not gpu_offload_supported() else (1_000_000 if gpu_layers < 0 else gpu_layers)
         )
+        params.vocab_only = vocab_only
         self.gpu_layers = params.n_gpu_layers
         # llama.cpp's AMX weight buffers (picked on CPUs with AMX tiles, as Xeon Sapphire Rapids)
         # crash in ggml_backend_amx_mul_mat on the first decode from the engine's thread; without
         # the extra buffer types the same CPU runs the plain AVX-512 kernels. Other CPUs keep them.
         params.use_extra_bufts = not cpu_has_amx()
-        LLAMA_LOG.errors.clear()
+        clear_errors()
         ptr = lc.llama_model_load_from_file(path.encode(), params)
         if not ptr:
-            detail = "; ".join(LLAMA_LOG.errors) or "no detail from llama.cpp"
+            detail = recent_errors()
             raise ModelLoadError(
                 f"llama.cpp could not load {path!r}: {detail}. The file starts like a GGUF file but is damaged, "
                 "truncated (an interrupted download?) or of an architecture this llama.cpp build does not know. "
@@ -140,7 +100,7 @@ class LlamaModel:
         check_gguf_file(path)
         adapter = lc.llama_adapter_lora_init(self.ptr, path.encode())
         if not adapter:
-            detail = "; ".join(LLAMA_LOG.errors) or "no detail from llama.cpp"
+            detail = recent_errors()
             raise ModelLoadError(
                 f"llama.cpp could not load the LoRA adapter {path!r}: {detail}. It must be a LoRA GGUF "
                 "written for this base model (ozfig convert --adapter-only writes one)."
@@ -247,8 +207,18 @@ class LlamaModel:
         self._piece_cache[token] = out
         return out
 
-    def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+    def detokenize(self, tokens: list[int], *, unparse_special: bool = False) -> str:
+        """The text of `tokens`; control tokens render as nothing unless `unparse_special`."""
+        if not unparse_special:
+            return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+        size = 16 * len(tokens) + 64
+        arr = (lc.llama_token * len(tokens))(*tokens)
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = lc.llama_detokenize(self.vocab, arr, len(tokens), buf, size, False, True)
+            if n >= 0:
+                return buf.raw[:n].decode("utf-8", "replace")
+            size = -n
 
     # --- contexts ---------------------------------------------------------------------
 
@@ -267,10 +237,10 @@ class LlamaModel:
             cp.flash_attn_type = (
                 lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if p.flash_attention else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
-        LLAMA_LOG.errors.clear()
+        clear_errors()
         ctx = lc.llama_init_from_model(self.ptr, cp)
         if not ctx:
-            detail = "; ".join(LLAMA_LOG.errors) or "no detail from llama.cpp"
+            detail = recent_errors()
             raise ModelLoadError(
                 f"llama.cpp could not create a context of {p.n_ctx} tokens: {detail}. "
                 "Lower --ctx or --slots, or offload fewer layers."

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..engine.engine import check_prompt_fits
+from ozfig.engine.engine import check_prompt_fits
+
 from ..prompt import BuiltPrompt, ChatFormatter, fit_sources, user_message, with_system_prompt
 from ..search import Passage, Source
 

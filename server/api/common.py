@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from ..engine.engine import Engine
-from ..errors import (
+from ozfig.engine.engine import Engine
+from ozfig.errors import (
     BodyTooLargeError,
     CrossSiteRequestError,
     InputTooLargeError,
@@ -19,6 +19,7 @@ from ..errors import (
     RequestError,
     UnsupportedMediaTypeError,
 )
+
 from ..runtime import Runtime
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import InvalidFieldError, OzfigError, ServiceUnavailableError
+from ozfig.errors import InvalidFieldError, OzfigError, ServiceUnavailableError
 
 log = logging.getLogger("ozfig.http")
 

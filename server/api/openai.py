@@ -17,8 +17,9 @@ from collections.abc import AsyncGenerator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..engine.engine import Generation, GenerationRequest
-from ..engine.sampling import SamplingParams
+from ozfig.engine.engine import Generation, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+
 from ..prompt import BuiltPrompt
 from ..runtime import Runtime
 from ..search import Passage

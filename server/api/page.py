@@ -14,7 +14,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..errors import NotFoundError
+from ozfig.errors import NotFoundError
 
 HINT = {"message": "Use /prompt/{query} to talk with the OzFig"}
 STATIC = Path(__file__).resolve().parent.parent / "static"

@@ -17,9 +17,10 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..engine.engine import GenerationRequest
-from ..engine.sampling import SamplingParams
-from ..errors import InvalidFieldError
+from ozfig.engine.engine import GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.errors import InvalidFieldError
+
 from ..prompt import BuiltPrompt, build_ozfig_prompt
 from ..runtime import Runtime
 from ..search import Passage

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
-from ..errors import InvalidFieldError, InvalidJSONError, RequestError, UnsupportedFieldError
+from ozfig.errors import InvalidFieldError, InvalidJSONError, RequestError, UnsupportedFieldError
 
 MAX_STOPS = 4
 Role = Literal["system", "developer", "user", "assistant"]

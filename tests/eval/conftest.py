@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from server.engine.model import LlamaModel, init_backend
+from ozfig.llama.backend import init_backend
+from ozfig.llama.model import LlamaModel
 
 DATA = Path(__file__).parent / "data"
 

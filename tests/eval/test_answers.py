@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluate.bertscore import bert_scores
-from evaluate.data import load_examples, parse_row
-from evaluate.errors import DataFormatError, MissingExtraError
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
-from server.engine.model import LlamaModel
-from server.engine.sampling import SamplingParams
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.eval.bertscore import bert_scores
+from ozfig.eval.data import load_examples, parse_row
+from ozfig.eval.errors import DataFormatError, MissingExtraError
+from ozfig.llama.model import LlamaModel
 from server.prompt import ChatFormatter
 from tests.support.processes import ozfig_command
 
@@ -149,8 +149,8 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_a_row_the_template_refuses_is_named(model_path) -> None:
-    from evaluate.answers import build_prompts
-    from evaluate.data import Example
+    from ozfig.eval.answers import build_prompts
+    from ozfig.eval.data import Example
     from tests.support.chat_templates import BY_NAME
     from tests.support.templated_model import with_chat_template
 

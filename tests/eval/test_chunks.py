@@ -6,9 +6,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from evaluate.chunks import NllStats, chunk_input, chunk_targets, groups, mean_and_uncertainty, plan_chunks
-from evaluate.errors import EvalError, TextTooShortError
-from evaluate.perplexity import score_chunks
+from ozfig.eval.chunks import NllStats, chunk_input, chunk_targets, groups, mean_and_uncertainty, plan_chunks
+from ozfig.eval.errors import EvalError, TextTooShortError
+from ozfig.eval.perplexity import score_chunks
 
 BOS = 1
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluate.data import read_text
-from evaluate.kld import compare_rows, kl_divergence
-from evaluate.perplexity import perplexity
-from server.engine.model import LlamaModel
+from ozfig.eval.data import read_text
+from ozfig.eval.kld import compare_rows, kl_divergence
+from ozfig.eval.perplexity import perplexity
+from ozfig.llama.model import LlamaModel
 from tests.support.processes import ozfig_command
 
 CTX = 128

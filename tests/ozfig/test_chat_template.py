@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ozfig.chat_template import ChatTemplate, probe_template
-from server.errors import ChatTemplateError, TemplateRefusedError
+from ozfig.errors import ChatTemplateError, TemplateRefusedError
 from tests.support.chat_templates import (
     BY_NAME,
     KNOWN_TEMPLATES,

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
-from server.engine.model import LlamaModel
-from server.engine.sampling import SamplingParams
-from server.errors import OverloadedError, PromptTooLongError
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.errors import OverloadedError, PromptTooLongError
+from ozfig.llama.model import LlamaModel
 from server.prompt import ChatFormatter
 
 GREEDY = SamplingParams(temperature=0.0)

@@ -6,9 +6,9 @@ import random
 import llama_cpp as lc
 import pytest
 
-from server.engine.engine import Engine, EngineConfig, GenerationRequest
-from server.engine.model import LlamaModel
-from server.engine.sampling import SamplingParams
+from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.sampling import SamplingParams
+from ozfig.llama.model import LlamaModel
 from server.prompt import ChatFormatter
 
 
@@ -65,7 +65,7 @@ def test_random_cancellations_leave_nothing_behind(model_path) -> None:
         memory = lc.llama_get_memory(engine.scheduler.ctx)
         # the KV cells left are exactly the prefixes kept for reuse, nothing else
         for s in range(4):
-            kept = engine.scheduler.kv_tokens[s]
+            kept = engine.scheduler.cache.tokens[s]
             assert lc.llama_memory_seq_pos_max(memory, s) == len(kept) - 1
             assert lc.llama_memory_seq_pos_min(memory, s) == (0 if kept else -1)
         assert stats.requests_finished["cancelled"] > 15

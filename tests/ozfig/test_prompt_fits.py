@@ -2,8 +2,8 @@
 
 import pytest
 
-from server.engine.engine import check_prompt_fits, prompt_fits
-from server.errors import PromptTooLongError
+from ozfig.engine.engine import check_prompt_fits, prompt_fits
+from ozfig.errors import PromptTooLongError
 
 
 def test_a_prompt_fits_while_one_answer_token_does() -> None:

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
+from ozfig.llama.model import LlamaModel
 from server.app import create_app
-from server.engine.model import LlamaModel
 from server.prompt import SYSTEM_PROMPT, user_message
 from tests.conftest import make_settings, wait_ready
 from tests.support.chat_templates import KNOWN_TEMPLATES, KnownTemplate, conversation, reference_render

@@ -22,8 +22,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from ozfig.chat_format import ChatFormatter
+from ozfig.llama.model import LlamaModel
 from server.app import create_app
-from server.engine.model import LlamaModel
 from server.prompt import SYSTEM_PROMPT, user_message
 from tests.conftest import make_settings, wait_ready
 from tests.support import tiny_checkpoint as tc

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from starlette.testclient import TestClient
 
+from ozfig.errors import ModelFetchError, ModelNotFoundError
 from server.app import create_app
-from server.errors import ModelFetchError, ModelNotFoundError
 from server.model_source import parse_hub_reference, resolve_model_path
 from server.runtime import Runtime
 from tests.conftest import make_settings

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 from server.runtime import Runtime
 from tests.conftest import make_settings
-from tests.test_sse_disconnect import cancelled, health, live_server, wait_until
+from tests.server.test_sse_disconnect import cancelled, health, live_server, wait_until
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 CHROMIUM_ARGS = [

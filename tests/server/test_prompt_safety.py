@@ -3,7 +3,7 @@ close its quotes; the web context fits its budget and the context."""
 
 import pytest
 
-from server.engine.model import LlamaModel
+from ozfig.llama.model import LlamaModel
 from server.prompt import (
     SYSTEM_PROMPT,
     ChatFormatter,

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from server.errors import SettingsError
+from ozfig.errors import SettingsError
 from server.settings import DEFAULT_MODEL, Settings, add_arguments, from_sources
 
 

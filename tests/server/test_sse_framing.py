@@ -10,9 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from ozfig.errors import DeadlineExceededError
 from server.api.http_errors import EXCEPTION_HANDLERS, stream_error
 from server.api.sse import SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
-from server.errors import DeadlineExceededError
 
 
 def streaming_app(failure: Exception | None) -> Starlette:

@@ -1,0 +1,64 @@
+"""What the scheduler and the asyncio side exchange: a job, its end, and the engine's counters."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .sampling import SamplingParams
+
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+
+
+@dataclass
+class Job:
+    """One request as the scheduler sees it. The asyncio side reads, never writes, but `cancelled`."""
+
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingParams
+    deliver: Callable[[list[object]], None]  # called on the engine thread with this step's events
+    deadline: float | None = None
+    cancelled: bool = False
+    submitted: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+    time_to_first_token: float | None = None
+
+
+@dataclass
+class EngineStats:
+    """Counters the engine thread updates and anyone may read."""
+
+    slots: int = 0
+    busy_slots: int = 0
+    queue_depth: int = 0
+    requests_total: int = 0
+    requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
+    prompt_tokens_total: int = 0
+    prompt_tokens_cached_total: int = 0  # prompt tokens whose KV was reused from an earlier request
+    completion_tokens_total: int = 0
+    decode_steps_total: int = 0
+    decode_seconds_total: float = 0.0
+    ttft_seconds: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
+    recent_tokens: collections.deque[tuple[float, int]] = field(
+        default_factory=lambda: collections.deque(maxlen=256)
+    )
+
+    def tokens_per_second(self, window: float = 10.0) -> float:
+        now = time.monotonic()
+        recent = [(t, n) for t, n in list(self.recent_tokens) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0][0], 1e-6)
+        return sum(n for _, n in recent) / span
