@@ -80,6 +80,15 @@ def gpu_offload_supported() -> bool:
     return bool(lc.llama_supports_gpu_offload())
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU advertises AMX tiles (Linux's /proc/cpuinfo; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return " amx_tile" in f.read()
+    except OSError:
+        return False
+
+
 def clear_errors() -> None:
     _ROUTER.errors.clear()
 

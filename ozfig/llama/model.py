@@ -15,18 +15,9 @@ from dataclasses import dataclass
 import llama_cpp as lc
 
 from ..errors import ModelFormatError, ModelLoadError, ModelNotFoundError
-from .backend import clear_errors, gpu_offload_supported, init_backend, recent_errors
+from .backend import clear_errors, cpu_has_amx, gpu_offload_supported, init_backend, recent_errors
 
 GGUF_MAGIC = b"GGUF"
-
-
-def cpu_has_amx() -> bool:
-    """Whether the CPU advertises AMX tiles (Linux's /proc/cpuinfo; False elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return " amx_tile" in f.read()
-    except OSError:
-        return False
 
 
 def check_gguf_file(path: str) -> None:
