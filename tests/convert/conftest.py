@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ozfig.llama.backend import cpu_has_amx
 from tests.support import tiny_checkpoint as tc
 
 
@@ -144,14 +145,6 @@ def merged_logits(tiny: Tiny, merged_state: dict[str, Any], check_ids: list[int]
     return reference_logits(tiny.config, merged_state, check_ids)
 
 
-def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return " amx_tile" in f.read()
-    except OSError:
-        return False
-
-
 @contextmanager
 def _no_extra_weight_buffers() -> Iterator[None]:
     """Load without llama.cpp's extra weight buffers on CPUs with AMX tiles, as ozfig's engine does.
@@ -160,7 +153,7 @@ def _no_extra_weight_buffers() -> Iterator[None]:
     on the first decode; `llama_cpp.Llama` has no argument for `use_extra_bufts`, so its
     default parameters are adjusted while it loads.
     """
-    if not _cpu_has_amx():
+    if not cpu_has_amx():
         yield
         return
     module = llama_cpp.llama_cpp
