@@ -157,6 +157,12 @@ class OverloadedError(ServiceUnavailableError):
     code = "overloaded"
 
 
+class EngineStoppedError(ServiceUnavailableError):
+    """The engine thread has died: every request is refused, and the process exits for a restart."""
+
+    code = "engine_stopped"
+
+
 class DeadlineExceededError(OzfigError):
     status = 504
     code = "deadline_exceeded"

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from ozfig.errors import StartupError
+from ozfig.errors import OzfigError
 
 from .settings import add_arguments, from_sources
 
@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         limit_concurrency=settings.max_connections,
     )
     server = uvicorn.Server(config)
-    failure: list[StartupError] = []
+    failure: list[OzfigError] = []
 
-    def on_fatal(exc: StartupError) -> None:
+    def on_fatal(exc: OzfigError) -> None:
         failure.append(exc)
         server.should_exit = True
 

@@ -18,7 +18,7 @@ from typing import Any
 from ozfig.chat_format import ChatFormatter
 from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
 from ozfig.engine.sampling import SamplingParams
-from ozfig.errors import ModelLoadError, ModelLoadingError, StartupError
+from ozfig.errors import EngineStoppedError, ModelLoadError, ModelLoadingError, OzfigError, StartupError
 from ozfig.llama.backend import gpu_offload_supported
 from ozfig.llama.model import LlamaModel
 
@@ -63,11 +63,11 @@ def web_search(settings: Settings, **test_hooks: Any) -> WebSearch:
 class Runtime:
     settings: Settings
     search: WebSearch
-    on_fatal: Callable[[StartupError], None] = lambda exc: None
+    on_fatal: Callable[[OzfigError], None] = lambda exc: None
     model: LlamaModel | None = None
     engine: Engine | None = None
     formatter: ChatFormatter | None = None
-    error: StartupError | None = None
+    error: OzfigError | None = None
     _loader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -115,7 +115,12 @@ class Runtime:
                 prompt_cache=s.prompt_cache,
                 request_timeout=s.request_timeout,
             )
-            engine = await asyncio.to_thread(Engine, model, config)
+            loop = asyncio.get_running_loop()
+
+            def on_engine_failure(reason: str) -> None:  # on the engine thread
+                loop.call_soon_threadsafe(self._engine_failed, reason)
+
+            engine = await asyncio.to_thread(Engine, model, config, on_engine_failure)
             await self._warm_up(engine, formatter)
             self.engine, self.formatter = engine, formatter
             log.info(
@@ -133,7 +138,10 @@ class Runtime:
             detail = " ".join(str(exc).split()) or "no detail"
             self._fail(ModelLoadError(f"loading the model failed: {type(exc).__name__}: {detail}"[:1000]))
 
-    def _fail(self, exc: StartupError) -> None:
+    def _engine_failed(self, reason: str) -> None:
+        self._fail(EngineStoppedError(f"the engine failed: {reason}", retry_after=30))
+
+    def _fail(self, exc: OzfigError) -> None:
         exc.message = " ".join(exc.message.split())  # one line
         self.error = exc
         log.error("%s", exc.message)
@@ -166,6 +174,8 @@ class Runtime:
         return self.engine is not None
 
     def require_engine(self) -> tuple[Engine, ChatFormatter]:
+        if self.engine is not None:
+            self.engine.check_running()
         if self.engine is None or self.formatter is None:
             if self.error is not None:
                 raise ModelLoadingError(f"the model failed to load: {self.error.message}", retry_after=60)

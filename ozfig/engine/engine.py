@@ -10,10 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from ..errors import DeadlineExceededError, EngineError, OverloadedError, PromptTooLongError, RequestError
+from ..errors import (
+    DeadlineExceededError,
+    EngineError,
+    EngineStoppedError,
+    OverloadedError,
+    PromptTooLongError,
+    RequestError,
+)
 from ..llama.model import LlamaModel
 from .jobs import EngineStats, Finished, Job
 from .sampling import SamplingParams
@@ -82,6 +89,8 @@ class Generation:
             event = await self._queue.get()
             if isinstance(event, Finished):
                 self.result = event
+                if event.reason == "failed":
+                    raise EngineStoppedError(event.error or "the engine failed", retry_after=30)
                 if event.reason == "error":
                     raise EngineError(event.error or "generation failed")
                 if event.reason == "timeout":
@@ -103,7 +112,10 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, model: LlamaModel, config: EngineConfig) -> None:
+    def __init__(
+        self, model: LlamaModel, config: EngineConfig, on_failure: Callable[[str], None] | None = None
+    ) -> None:
+        """`on_failure(reason)` is called on the engine thread if it dies."""
         self.model = model
         self.config = config
         self.scheduler = Scheduler(
@@ -115,7 +127,19 @@ class Engine:
             max_waiting=config.max_waiting,
             prompt_cache=config.prompt_cache,
         )
+        self.scheduler.on_failure = on_failure
         self.scheduler.start()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine thread died, or None while it runs."""
+        return self.scheduler.failure
+
+    def check_running(self) -> None:
+        if self.scheduler.failure is not None:
+            raise EngineStoppedError(
+                f"the engine failed ({self.scheduler.failure}); the server is restarting", retry_after=30
+            )
 
     @property
     def stats(self) -> EngineStats:
@@ -143,7 +167,9 @@ class Engine:
             deadline=time.monotonic() + self.config.request_timeout,
         )
         gen.job = job
+        self.check_running()
         if not self.scheduler.submit(job):
+            self.check_running()
             raise OverloadedError(
                 f"all {self.config.slots} slots are busy and {self.config.max_waiting} requests are waiting; retry shortly",
                 retry_after=2,

@@ -10,7 +10,7 @@ from typing import Literal
 
 from .sampling import SamplingParams
 
-FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "failed"]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llama_cpp as lc
@@ -77,6 +78,8 @@ class Scheduler:
         self.cond = threading.Condition()
         self.stats = EngineStats(slots=n_slots)
         self._stopping = False
+        self.failure: str | None = None  # why the engine thread died; set once, then every job is refused
+        self.on_failure: Callable[[str], None] | None = None  # called on the engine thread when it dies
         self._thread = threading.Thread(target=self._run, name="ozfig-engine", daemon=True)
 
     # --- any thread -----------------------------------------------------------------------
@@ -91,7 +94,7 @@ class Scheduler:
     def submit(self, job: Job) -> bool:
         """Queue a job; False when the waiting queue is full."""
         with self.cond:
-            if not self.has_room():
+            if self.failure is not None or not self.has_room():
                 return False
             self.waiting.append(job)
             self.stats.requests_total += 1
@@ -139,9 +142,14 @@ class Scheduler:
                     self._start_slot(slot)
                 self._drop_cancelled()
                 self._step()
-        except Exception:  # the engine thread must never die silently
+        except Exception as exc:  # the engine thread must never die silently, nor leave jobs waiting
             log.exception("the engine thread failed")
-            self._fail_all("the engine failed; see the server log")
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            with self.cond:
+                self.failure = message
+            self._fail_all(f"the engine failed ({message}); the server is restarting", reason="failed")
+            if self.on_failure is not None:
+                self.on_failure(message)
         finally:
             self._fail_all("the server is shutting down", reason="cancelled")
 

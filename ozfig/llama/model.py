@@ -84,7 +84,6 @@ class LlamaModel:
         self.adapter = None
         if lora:
             self.adapter = self._load_lora(lora)
-        self._piece_buf = ctypes.create_string_buffer(256)
         self._piece_cache: dict[int, bytes] = {}
 
     def _load_lora(self, path: str) -> ctypes.c_void_p:
@@ -188,13 +187,14 @@ class LlamaModel:
         cached = self._piece_cache.get(token)
         if cached is not None:
             return cached
-        n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, len(self._piece_buf), 0, False)
+        # a buffer of its own per call: the engine thread and the event loop ask at once, and
+        # llama.cpp writes into it with the GIL released
+        buf = ctypes.create_string_buffer(64)
+        n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
         if n < 0:
-            big = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(self.vocab, token, big, -n, 0, False)
-            out = big.raw[:n]
-        else:
-            out = self._piece_buf.raw[:n]
+            buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+        out = buf.raw[:n]
         self._piece_cache[token] = out
         return out
 

@@ -10,8 +10,11 @@ from .common import runtime_of
 
 async def health(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
-    if runtime.error is not None:
-        return JSONResponse({"status": "failed", "error": runtime.error.message}, status_code=503)
+    failure = runtime.error.message if runtime.error is not None else None
+    if failure is None and runtime.engine is not None and runtime.engine.failure is not None:
+        failure = f"the engine failed: {runtime.engine.failure}"
+    if failure is not None:
+        return JSONResponse({"status": "failed", "error": failure}, status_code=503)
     if runtime.engine is None or runtime.model is None:
         return JSONResponse({"status": "loading"}, status_code=503, headers={"Retry-After": "5"})
     model, engine = runtime.model, runtime.engine
