@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import HubError, InputError
 
-log = logging.getLogger("ozfig.convert.hub")
+log = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 

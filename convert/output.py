@@ -23,7 +23,7 @@ from types import FrameType, TracebackType
 
 from .errors import OutputError
 
-log = logging.getLogger("ozfig.convert.output")
+log = logging.getLogger(__name__)
 
 PARTIAL_TAG = ".ozfig-partial-"
 # test hook: pretend the destination's file system has this many bytes free

@@ -22,6 +22,7 @@ from .errors import ConvertError, ShapeMismatchError, UnsupportedError
 from .hub import ADAPTER_FILES, BASE_FILES, TOKENIZER_FILES, is_hub_id, resolve
 from .llama import LlamaParams, gguf_name, params_from_config, permute_heads
 from .merge import plan_tensors, vocab_rows
+from .options import ConvertOptions
 from .output import SafeOutput, human, sigterm_as_interrupt
 from .quantize import QUANT_TYPES, quantize
 from .read import BaseCheckpoint, TensorStore, checkpoint_files, read_json
@@ -29,25 +30,10 @@ from .tokenizer import has_chat_files, has_tokenizer, load_vocab
 from .verify import verify_adapter, verify_model
 from .write import FLOAT_TYPES, AdapterTensorPair, ModelMeta, Q, model_tensors, write_adapter, write_model
 
-log = logging.getLogger("ozfig.convert")
+log = logging.getLogger(__name__)
 
 OUT_TYPES = (*QUANT_TYPES, *FLOAT_TYPES)
 ADAPTER_OUT_TYPES = tuple(FLOAT_TYPES)
-
-
-@dataclass
-class ConvertOptions:
-    base: str
-    out: Path
-    adapter: str | None = None
-    tokenizer: str | None = None
-    quant: str | None = None  # None: Q4_K_M for a model, F16 for --adapter-only
-    adapter_only: bool = False
-    force: bool = False
-    threads: int = 0
-    revision: str | None = None
-    name: str | None = None
-    verify: bool = True
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ozfig.llama.backend import capture, detach_log
 
 from .errors import QuantizeError
 
-log = logging.getLogger("ozfig.convert.quantize")
+log = logging.getLogger(__name__)
 
 # name -> (llama_ftype, approximate bits per weight of the result, for the disk-space check)
 QUANT_TYPES: dict[str, tuple[int, float]] = {

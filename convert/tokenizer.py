@@ -21,7 +21,7 @@ import gguf
 from .errors import InputError, UnsupportedError
 from .read import read_json
 
-log = logging.getLogger("ozfig.convert.tokenizer")
+log = logging.getLogger(__name__)
 
 # The split regex of Llama 3's tokenizer.json; llama.cpp implements it as pre-tokenizer "llama-bpe".
 LLAMA3_SPLIT_REGEX = (

@@ -29,7 +29,7 @@ from .merge import TensorJob
 from .read import F32Array, TensorStore
 from .tokenizer import Vocab
 
-log = logging.getLogger("ozfig.convert.write")
+log = logging.getLogger(__name__)
 
 Q = gguf.GGMLQuantizationType
 FLOAT_TYPES: dict[str, Q] = {"F32": Q.F32, "F16": Q.F16, "BF16": Q.BF16}
@@ -47,8 +47,9 @@ _SAMPLING = {
     "temperature": ("add_sampling_temp", float),
     "repetition_penalty": ("add_sampling_penalty_repeat", float),
 }
-# test hook: seconds to sleep after each tensor, so a test can kill a run mid-write
-_DELAY_ENV = "OZFIG_CONVERT_TEST_DELAY"
+# test hook: after the first tensor's data is on disk, wait this many seconds, so that a test
+# can signal a run that is certainly mid-write
+_HOLD_ENV = "OZFIG_CONVERT_TEST_HOLD"
 
 Progress = Callable[[int], None]
 
@@ -176,7 +177,7 @@ def stream(w: gguf.GGUFWriter, path: Path, tensors: list[PlannedTensor], progres
     for t in tensors:
         np_type = _NP_TYPES[t.qtype]
         w.add_tensor_info(t.name, t.shape, np.dtype(np_type), t.nbytes, raw_dtype=t.qtype)
-    delay = float(os.environ.get(_DELAY_ENV, "0") or 0)
+    hold = float(os.environ.get(_HOLD_ENV, "0") or 0)
     w.write_header_to_file(path)
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
@@ -187,9 +188,10 @@ def stream(w: gguf.GGUFWriter, path: Path, tensors: list[PlannedTensor], progres
         del out
         if progress is not None:
             progress(t.nbytes)
-        if delay:
+        if hold:
             w.flush()
-            time.sleep(delay)
+            time.sleep(hold)
+            hold = 0
     w.flush()
     assert w.fout is not None
     for fh in w.fout:

@@ -10,7 +10,7 @@ from ozfig.errors import OzfigError
 
 from .settings import add_arguments, from_sources
 
-log = logging.getLogger("ozfig.server")
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ozfig.errors import ModelFetchError, ModelNotFoundError
 
-log = logging.getLogger("ozfig.model")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

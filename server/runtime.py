@@ -27,7 +27,7 @@ from .search import Passage, WebSearch
 from .search.web import make_backend
 from .settings import Settings
 
-log = logging.getLogger("ozfig.server")
+log = logging.getLogger(__name__)
 
 
 def default_slots(settings: Settings) -> int:

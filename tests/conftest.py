@@ -18,6 +18,17 @@ from tests.support.fake_web import FakeWeb
 from tests.support.test_model import test_model_path
 
 
+# fixtures that give a test a model to load: a test using any of them (directly or through
+# another fixture) is marked `model`; `pytest -m "not model"` runs the model-free unit layer
+MODEL_FIXTURES = frozenset({"model_path", "tiny"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     return test_model_path()

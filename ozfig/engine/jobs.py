@@ -1,14 +1,19 @@
-"""What the scheduler and the asyncio side exchange: a job, its end, and the engine's counters."""
+"""What the scheduler and the asyncio side exchange (a job, its end, the engine's counters), and
+the scheduler's state of a job being decoded."""
 
 from __future__ import annotations
 
+import codecs
 import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .sampling import SamplingParams
+import llama_cpp as lc
+
+from .sampling import SamplingParams, build_sampler
+from .stops import StopMatcher
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "failed"]
 
@@ -62,3 +67,30 @@ class EngineStats:
             return 0.0
         span = max(now - recent[0][0], 1e-6)
         return sum(n for _, n in recent) / span
+
+
+@dataclass
+class Slot:
+    """A job being decoded: its sequence id, sampler chain, stop matcher and position."""
+
+    seq: int
+    job: Job
+    sampler: lc.llama_sampler_p
+    stop: StopMatcher
+    decoder: codecs.IncrementalDecoder
+    fed: int = 0  # prompt tokens already in the KV cache
+    pos: int = 0  # next position of this sequence
+    last: int = -1  # last sampled token, fed at the next step
+    generated: int = 0
+    batch_index: int = -1  # where this slot's logits are in the current batch
+
+    @classmethod
+    def for_job(cls, seq: int, job: Job, n_vocab: int) -> Slot:
+        stop = StopMatcher(job.sampling.stop)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return cls(seq, job, build_sampler(job.sampling, n_vocab), stop, decoder)
+
+    def held_text(self) -> str:
+        """What the UTF-8 decoder and the stop matcher still hold, when the answer ends normally."""
+        rest, _ = self.stop.feed(self.decoder.decode(b"", final=True))
+        return rest + self.stop.flush()

@@ -1,46 +1,27 @@
 """The thread that owns the llama.cpp context and decodes many sequences together.
 
-Each step builds one `llama_batch`: one token for every answer being generated, then
-chunks of the prompts of newly admitted requests, up to `n_batch` tokens in all. Every
-request has its own sequence id in the (unified) KV cache, its own sampler chain and its
-own stop conditions; its KV cells stay after it ends, for the next prompt that shares their
-prefix (`prefix_cache.py` keeps that account). Events go back to the
-asyncio side once per step, in one call.
+Each step decodes one token of every answer being generated, then one chunk of a waiting
+prompt. Every request has its own sequence id, sampler chain and stop conditions; its KV
+cells stay after it ends for the next prompt that shares their prefix (`prefix_cache.py`).
+Events go back to the asyncio side once per step, in one call.
 """
 
 from __future__ import annotations
 
-import codecs
 import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import llama_cpp as lc
 
+from ..llama.batch import put_token
 from ..llama.model import ContextParams, LlamaModel
-from .jobs import EngineStats, Finished, FinishReason, Job
+from .jobs import EngineStats, Finished, FinishReason, Job, Slot
 from .prefix_cache import PrefixCache
-from .sampling import build_sampler
-from .stops import StopMatcher
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Slot:
-    seq: int
-    job: Job
-    sampler: lc.llama_sampler_p
-    stop: StopMatcher
-    decoder: codecs.IncrementalDecoder
-    fed: int = 0  # prompt tokens already in the KV cache
-    pos: int = 0  # next position of this sequence
-    last: int = -1  # last sampled token, fed at the next step
-    generated: int = 0
-    batch_index: int = -1  # where this slot's logits are in the current batch
 
 
 class Scheduler:
@@ -72,7 +53,7 @@ class Scheduler:
         )
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
-        self.slots: list[_Slot | None] = [None] * n_slots
+        self.slots: list[Slot | None] = [None] * n_slots
         self.cache = PrefixCache(n_slots, self.prompt_chunk, enabled=prompt_cache)
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
@@ -153,8 +134,8 @@ class Scheduler:
         finally:
             self._fail_all("the server is shutting down", reason="cancelled")
 
-    def _admit(self) -> list[_Slot]:
-        started: list[_Slot] = []
+    def _admit(self) -> list[Slot]:
+        started: list[Slot] = []
         now = time.monotonic()
         while self.waiting and None in self.slots:
             job = self.waiting.popleft()
@@ -165,20 +146,14 @@ class Scheduler:
                 self._finish_job(job, "timeout", 0)
                 continue
             seq = self.cache.pick([s for s in range(self.n_slots) if self.slots[s] is None], job.prompt)
-            slot = _Slot(
-                seq=seq,
-                job=job,
-                sampler=build_sampler(job.sampling, self.model.n_vocab),
-                stop=StopMatcher(job.sampling.stop),
-                decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
-            )
+            slot = Slot.for_job(seq, job, self.model.n_vocab)
             self.slots[seq] = slot
             started.append(slot)
         self.stats.queue_depth = len(self.waiting)
         self.stats.busy_slots = self.n_slots - self.free_slots
         return started
 
-    def _start_slot(self, slot: _Slot) -> None:
+    def _start_slot(self, slot: Slot) -> None:
         prompt = slot.job.prompt
         keep = self.cache.reusable(slot.seq, prompt)
         if keep == 0 or not lc.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
@@ -211,7 +186,7 @@ class Scheduler:
         if running:
             n = 0
             for slot in running:
-                n = self._put(self.batch, n, slot.last, slot.pos, slot.seq, True)
+                n = put_token(self.batch, n, slot.last, slot.pos, slot.seq, True)
                 self.cache.fed_token(slot.seq, slot.last)
                 slot.batch_index = n - 1
                 slot.pos += 1
@@ -225,7 +200,7 @@ class Scheduler:
         end = min(len(prompt), (filling.fed // self.prompt_chunk + 1) * self.prompt_chunk)
         n = 0
         for i in range(filling.fed, end):
-            n = self._put(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
+            n = put_token(self.batch, n, prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
             filling.pos += 1
         self.cache.fed_prompt(filling.seq, filling.fed, prompt[filling.fed : end])
         filling.fed = end
@@ -233,7 +208,7 @@ class Scheduler:
         if self._decode(n, [filling]) and end == len(prompt):
             self._sample([filling])
 
-    def _decode(self, n: int, slots: list[_Slot]) -> bool:
+    def _decode(self, n: int, slots: list[Slot]) -> bool:
         self.batch.n_tokens = n
         t0 = time.perf_counter()
         rc = lc.llama_decode(self.ctx, self.batch)
@@ -246,16 +221,7 @@ class Scheduler:
             self._end(slot, "error", error=f"llama.cpp could not decode (code {rc})")
         return False
 
-    @staticmethod
-    def _put(batch: lc.llama_batch, n: int, token: int, pos: int, seq: int, logits: bool) -> int:
-        batch.token[n] = token
-        batch.pos[n] = pos  # type: ignore[call-overload]
-        batch.n_seq_id[n] = 1
-        batch.seq_id[n][0] = seq
-        batch.logits[n] = logits
-        return n + 1
-
-    def _sample(self, active: list[_Slot]) -> None:
+    def _sample(self, active: list[Slot]) -> None:
         now = time.monotonic()
         produced = 0
         outbox: dict[int, list[object]] = {}
@@ -288,19 +254,15 @@ class Scheduler:
 
     def _end(
         self,
-        slot: _Slot,
+        slot: Slot,
         reason: FinishReason,
         *,
         error: str | None = None,
         pending: list[object] | None = None,
     ) -> None:
         events = list(pending or [])
-        if reason in ("stop", "length"):
-            tail = slot.decoder.decode(b"", final=True)
-            rest, _ = slot.stop.feed(tail)
-            rest += slot.stop.flush()
-            if rest:
-                events.append(rest)
+        if reason in ("stop", "length") and (rest := slot.held_text()):
+            events.append(rest)
         keep = reason != "error" and self.cache.enabled
         if not keep:
             lc.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)

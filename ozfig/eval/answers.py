@@ -21,7 +21,7 @@ from ozfig.llama.model import LlamaModel
 from .data import Example
 from .errors import DataFormatError, EvalPromptTooLongError, NoChatTemplateError
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

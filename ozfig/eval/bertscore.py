@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import EvalError, MissingExtraError
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 SCORE_SLICE = 64  # pairs scored per call, for the progress bar
 

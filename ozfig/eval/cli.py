@@ -9,55 +9,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-Formatter = argparse.ArgumentDefaultsHelpFormatter
+from ozfig.options import add_options, from_sources
+
+from .options import AnswersOptions, Common, KldOptions, PerplexityOptions
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--gpu-layers",
-        type=_int_at_least(-1),
-        default=-1,
-        help="layers to offload to the GPU: -1 = all when the build supports a GPU, 0 = CPU only",
-    )
-    parser.add_argument("--threads", type=_int_at_least(0), default=0, help="CPU threads (0 = one per core)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-
-
-def _chunking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--file", required=True, help="UTF-8 text to evaluate on (e.g. wikitext-2 wiki.test.raw)"
-    )
-    parser.add_argument(
-        "--ctx", type=_int_at_least(4), default=2048, help="tokens per chunk (llama.cpp's -c)"
-    )
-    parser.add_argument(
-        "--chunks",
-        type=_int_at_least(1),
-        default=None,
-        help="evaluate at most this many chunks (default: all)",
-    )
-    parser.add_argument(
-        "--batch",
-        type=_int_at_least(1),
-        default=2048,
-        help="tokens per decode (llama.cpp's -b): batch/ctx chunks are decoded together, one sequence each",
-    )
+def _add(
+    evals: Any, name: str, cls: type[Common], run: Callable[[Any], int], *, help: str, description: str
+) -> None:
+    parser = evals.add_parser(name, help=help, description=description)
+    add_options(parser, cls)
+    parser.set_defaults(run=lambda args: run(from_sources(cls, args)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -68,87 +30,48 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     evals = parser.add_subparsers(dest="eval_command", metavar="EVAL")
     evals.required = True
-
-    ppl = evals.add_parser(
+    _add(
+        evals,
         "perplexity",
+        PerplexityOptions,
+        run_perplexity,
         help="perplexity over a text, exactly as llama-perplexity computes it",
         description="Perplexity over a text, computed as llama.cpp's llama-perplexity does: chunks of --ctx "
         "tokens starting with BOS, the second half of each scored; prints the running PPL per chunk and "
         "PPL = x +/- y.",
-        formatter_class=Formatter,
     )
-    ppl.add_argument("--model", required=True, help="the GGUF to evaluate")
-    _chunking(ppl)
-    _common(ppl)
-    ppl.set_defaults(run=run_perplexity)
-
-    kld = evals.add_parser(
+    _add(
+        evals,
         "kld",
+        KldOptions,
+        run_kld,
         help="KL divergence of a quantized GGUF against its base (e.g. F16)",
         description="Compare a quantized GGUF with a base GGUF of the same model over a text: KL divergence "
         "(mean, percentiles), top-token agreement, PPL of both and their ratio.",
-        formatter_class=Formatter,
     )
-    kld.add_argument("--base", required=True, help="the reference GGUF (F16, BF16 or Q8_0)")
-    kld.add_argument("--model", required=True, help="the GGUF to compare with it")
-    _chunking(kld)
-    _common(kld)
-    kld.set_defaults(run=run_kld)
-
-    ans = evals.add_parser(
+    _add(
+        evals,
         "answers",
+        AnswersOptions,
+        run_answers,
         help="answer FineTome-style rows with the server's engine and score them with BERTScore",
         description="Answer each JSONL row ({'conversations': [{'from': 'human'|'gpt', 'value': ...}]}) with "
         "the model's chat template and ozfig's serving engine, then score each answer against the last "
         "'gpt' turn with BERTScore (needs ozfig[eval]).",
-        formatter_class=Formatter,
     )
-    ans.add_argument("--model", required=True, help="the GGUF to evaluate")
-    ans.add_argument("--data", required=True, help="JSONL file of FineTome-style rows")
-    ans.add_argument("--limit", type=_int_at_least(1), default=None, help="answer only the first N rows")
-    ans.add_argument("--max-tokens", type=_int_at_least(1), default=512, help="tokens per answer at most")
-    ans.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = greedy)")
-    ans.add_argument("--seed", type=int, default=0, help="sampling seed of the first row (row i: seed + i)")
-    ans.add_argument(
-        "--ctx", type=_int_at_least(16), default=4096, help="context per answer (prompt + reply)"
-    )
-    ans.add_argument("--slots", type=_int_at_least(1), default=4, help="answers generated together")
-    ans.add_argument("--batch", type=_int_at_least(1), default=512, help="tokens per decode")
-    ans.add_argument(
-        "--encoder",
-        default=None,
-        help="BERTScore encoder: a Hugging Face model id or a local folder (default: BERTScore's English "
-        "default, roberta-large)",
-    )
-    ans.add_argument(
-        "--encoder-layers",
-        type=_int_at_least(0),
-        default=None,
-        help="encoder layer whose embeddings are compared (default: BERTScore's tuned layer, else the last)",
-    )
-    ans.add_argument("--idf", action="store_true", help="weight tokens by IDF over the references")
-    ans.add_argument(
-        "--rescale-with-baseline", action="store_true", help="rescale with BERTScore's English baseline"
-    )
-    ans.add_argument(
-        "--device", default=None, help="torch device of the encoder (default: cuda if available)"
-    )
-    ans.add_argument("--output", default=None, help="write each row's answer and scores to this JSONL file")
-    _common(ans)
-    ans.set_defaults(run=run_answers)
 
 
 # --- shared helpers ---------------------------------------------------------------------
 
 
-def _setup(args: argparse.Namespace) -> None:
+def _setup(args: Common) -> None:
     from ozfig.cli import setup_logging
 
     setup_logging(args.log_level)
 
 
 @contextmanager
-def _progress(args: argparse.Namespace, total: int, unit: str, desc: str) -> Iterator[Any]:
+def _progress(args: Common, total: int, unit: str, desc: str) -> Iterator[Any]:
     from tqdm import tqdm
 
     # disable=None: a bar only when stderr is a terminal
@@ -159,7 +82,7 @@ def _progress(args: argparse.Namespace, total: int, unit: str, desc: str) -> Ite
         bar.close()
 
 
-def _say(args: argparse.Namespace, line: str) -> None:
+def _say(args: Common, line: str) -> None:
     if not args.json:
         from tqdm import tqdm
 
@@ -173,7 +96,7 @@ def _print_json(data: object) -> None:
 # --- perplexity -------------------------------------------------------------------------
 
 
-def run_perplexity(args: argparse.Namespace) -> int:
+def run_perplexity(args: PerplexityOptions) -> int:
     _setup(args)
     from ozfig.llama.model import LlamaModel
 
@@ -246,7 +169,7 @@ def _kld_report(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_kld(args: argparse.Namespace) -> int:
+def run_kld(args: KldOptions) -> int:
     _setup(args)
     from ozfig.llama.model import LlamaModel
 
@@ -297,7 +220,7 @@ def run_kld(args: argparse.Namespace) -> int:
 # --- answers ----------------------------------------------------------------------------
 
 
-def run_answers(args: argparse.Namespace) -> int:
+def run_answers(args: AnswersOptions) -> int:
     _setup(args)
     from ozfig.llama.model import LlamaModel
 

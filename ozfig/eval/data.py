@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import DataFormatError, EmptyTextError, InputFileError
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 # FineTome / ShareGPT speaker names and the chat-template roles they stand for
 ROLES = {

@@ -32,7 +32,7 @@ from .errors import ModelMismatchError
 from .logits import ROW_BLOCK, LlamaChunkLogits, LogitsSource, log_softmax64
 from .perplexity import bos_for, text_tokens
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 # called after each chunk with (chunks done, running mean KLD, running same-top fraction)
 KldCallback = Callable[[int, float, float], None]

@@ -15,12 +15,13 @@ from typing import Protocol
 import llama_cpp as lc
 import numpy as np
 
+from ozfig.llama.batch import logits_rows, put_token
 from ozfig.llama.model import ContextParams, LlamaModel
 
 from .chunks import ChunkPlan
 from .errors import EvalError
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 ROW_BLOCK = 64  # rows converted to float64 at once (bounds memory with a 128k vocabulary)
 
@@ -65,11 +66,7 @@ class LlamaChunkLogits:
         """Decode (token, pos, seq, wants_logits) entries; the number of output rows."""
         batch = self.batch
         for i, (token, pos, seq, out) in enumerate(entries):
-            batch.token[i] = token
-            batch.pos[i] = pos
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = seq
-            batch.logits[i] = out
+            put_token(batch, i, token, pos, seq, out)
         batch.n_tokens = len(entries)
         code = lc.llama_decode(self.ctx, batch)
         if code != 0:
@@ -77,8 +74,7 @@ class LlamaChunkLogits:
         return sum(1 for e in entries if e[3])
 
     def _outputs(self, n_rows: int) -> np.ndarray:
-        ptr = lc.llama_get_logits(self.ctx)
-        return np.ctypeslib.as_array(ptr, shape=(n_rows, self.n_vocab))
+        return logits_rows(self.ctx, n_rows, self.n_vocab)
 
     def logits(self, chunks: Sequence[Sequence[int]]) -> list[np.ndarray]:
         plan = self.plan

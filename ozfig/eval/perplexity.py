@@ -15,7 +15,7 @@ from .chunks import ChunkPlan, NllStats, chunk_input, chunk_targets, groups, pla
 from .errors import EvalError
 from .logits import LlamaChunkLogits, LogitsSource, token_nll
 
-log = logging.getLogger("ozfig.eval")
+log = logging.getLogger(__name__)
 
 # called after each chunk with (chunks done, running PPL)
 ChunkCallback = Callable[[int, float], None]

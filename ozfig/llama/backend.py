@@ -47,18 +47,25 @@ class _LogRouter:
     def __init__(self) -> None:
         self.errors: collections.deque[str] = collections.deque(maxlen=8)
         self.captures: list[LogCapture] = []
+        self.interrupted = False
         self.callback = lc.llama_log_callback(self._on_line)  # keep a reference: ctypes callback
 
     def _on_line(self, level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        line = text.decode("utf-8", "replace").rstrip()
-        if not line:
-            return
-        if level == _LEVEL_ERROR:
-            self.errors.append(line)
-        # llama.cpp's warnings during a load are mostly chatter; keep them at debug level
-        log.log(logging.WARNING if level == _LEVEL_ERROR else logging.DEBUG, "%s", line)
-        for cap in list(self.captures):
-            cap.line(level, line)
+        try:
+            line = text.decode("utf-8", "replace").rstrip()
+            if not line:
+                return
+            if level == _LEVEL_ERROR:
+                self.errors.append(line)
+            # llama.cpp's warnings during a load are mostly chatter; keep them at debug level
+            log.log(logging.WARNING if level == _LEVEL_ERROR else logging.DEBUG, "%s", line)
+            for cap in list(self.captures):
+                cap.line(level, line)
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM turned into it) was handled while llama.cpp called in here, on the
+            # main thread: ctypes would print the exception and drop it, and the interrupted command
+            # would go on. Kept for `raise_if_interrupted` once llama.cpp has returned.
+            self.interrupted = True
 
 
 _ROUTER = _LogRouter()
@@ -87,6 +94,13 @@ def cpu_has_amx() -> bool:
             return " amx_tile" in f.read()
     except OSError:
         return False
+
+
+def raise_if_interrupted() -> None:
+    """Raise the KeyboardInterrupt that arrived while llama.cpp was logging (call after a C call)."""
+    if _ROUTER.interrupted:
+        _ROUTER.interrupted = False
+        raise KeyboardInterrupt
 
 
 def clear_errors() -> None:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import llama_cpp as lc
 
 from ..errors import ModelFormatError, ModelLoadError, ModelNotFoundError
-from .backend import clear_errors, cpu_has_amx, gpu_offload_supported, init_backend, recent_errors
+from .backend import (
+    clear_errors,
+    cpu_has_amx,
+    gpu_offload_supported,
+    init_backend,
+    raise_if_interrupted,
+    recent_errors,
+)
 
 GGUF_MAGIC = b"GGUF"
 
@@ -71,6 +78,7 @@ class LlamaModel:
         params.use_extra_bufts = not cpu_has_amx()
         clear_errors()
         ptr = lc.llama_model_load_from_file(path.encode(), params)
+        raise_if_interrupted()  # Ctrl-C during the load (a leaked model does not outlive the process)
         if not ptr:
             detail = recent_errors()
             raise ModelLoadError(
@@ -89,6 +97,7 @@ class LlamaModel:
     def _load_lora(self, path: str) -> ctypes.c_void_p:
         check_gguf_file(path)
         adapter = lc.llama_adapter_lora_init(self.ptr, path.encode())
+        raise_if_interrupted()
         if not adapter:
             detail = recent_errors()
             raise ModelLoadError(
@@ -230,6 +239,7 @@ class LlamaModel:
             )
         clear_errors()
         ctx = lc.llama_init_from_model(self.ptr, cp)
+        raise_if_interrupted()
         if not ctx:
             detail = recent_errors()
             raise ModelLoadError(

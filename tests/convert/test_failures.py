@@ -179,11 +179,20 @@ def _start_slow_convert(tiny: Tiny, out: Path) -> subprocess.Popen[str]:
             ),
             *("--quant", "Q8_0", "--out", str(out), "--no-progress"),
         ],
-        env={**os.environ, "OZFIG_CONVERT_TEST_DELAY": "0.5"},
+        # the run waits after its first tensor until the test's signal ends it (or 120 s pass):
+        # the signal cannot arrive after the run finished (it once exited 0 on a busy machine)
+        env={**os.environ, "OZFIG_CONVERT_TEST_HOLD": "120"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C's default action even when this test runs where SIGINT is ignored (a background
+        # job of a non-interactive shell): Python installs its KeyboardInterrupt handler only then
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_partial(folder: Path, proc: subprocess.Popen[str]) -> Path:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from server.runtime import Runtime
 from tests.conftest import make_settings
 from tests.server.test_sse_disconnect import cancelled, health, live_server, wait_until
+from tests.support.token_gate import TokenGate
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 CHROMIUM_ARGS = [
@@ -54,7 +55,7 @@ def test_browsers_get_the_page_and_api_clients_the_hint(client: TestClient) -> N
         assert r.status_code == 200 and r.json() == hint, accept
 
 
-VENDOR = Path(__file__).resolve().parent.parent / "server" / "static" / "vendor"
+VENDOR = Path(__file__).resolve().parents[2] / "server" / "static" / "vendor"
 
 
 def test_the_page_scripts_are_served_and_the_vendored_ones_are_the_pinned_files(client: TestClient) -> None:
@@ -107,8 +108,10 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
     from playwright.sync_api import sync_playwright
 
     base, runtime = page_server
+    assert runtime.engine is not None
     sent: list[dict] = []
-    with sync_playwright() as p:
+    # the engine decodes only the tokens this test allows: no answer can end before its Stop
+    with sync_playwright() as p, TokenGate(runtime.engine).installed() as gate:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 900, "height": 640})
@@ -126,10 +129,12 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
 
             # ask: tokens stream in, the source link appears
             page.fill("#prompt", "what is rust")
+            gate.allow(8)
             page.press("#prompt", "Enter")
             answer = page.locator(".msg.assistant").last
             wait_until(lambda: len(text_of(answer)) > 0, 90, "no answer text appeared")
             first = text_of(answer)
+            gate.allow(8)
             wait_until(lambda: len(text_of(answer)) > len(first), 60, "the answer did not grow")
             assert answer.get_attribute("data-state") == "streaming"
             links = answer.locator(".sources a")
@@ -164,6 +169,7 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
             # a second turn, web search off: the history goes with it, and Stop works again
             page.uncheck("#web")
             page.fill("#prompt", "Now write a long story about a cat, with many chapters.")
+            gate.allow(8)
             page.click("#send")
             second = page.locator(".msg.assistant").nth(1)
             wait_until(lambda: len(text_of(second)) > 0, 90, "no second answer appeared")
