@@ -227,9 +227,6 @@ class Settings:
     def model_name(self) -> str:
         return os.path.basename(self.model.rstrip("/")) or self.model
 
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
-
 
 def flag_name(f: dataclasses.Field[Any]) -> str:
     return "--" + f.name.replace("_", "-")
