@@ -137,6 +137,31 @@ class NotFoundError(RequestError):
     code = "not_found"
 
 
+class UnauthorizedError(RequestError):
+    """No API key, or not one of the configured keys."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class HostNotAllowedError(RequestError):
+    """The Host header names a host this server does not answer for (DNS rebinding)."""
+
+    code = "host_not_allowed"
+
+
+class OriginNotAllowedError(RequestError):
+    """A CORS preflight from an origin not in --cors-origins."""
+
+    status = 403
+    code = "origin_not_allowed"
+
+
+class ForbiddenError(RequestError):
+    status = 403
+    code = "forbidden"
+
+
 class ServiceUnavailableError(OzfigError):
     """The server cannot take the request now; the client may retry."""
 
@@ -161,6 +186,18 @@ class EngineStoppedError(ServiceUnavailableError):
     """The engine thread has died: every request is refused, and the process exits for a restart."""
 
     code = "engine_stopped"
+
+
+class ConcurrencyLimitError(ServiceUnavailableError):
+    """More connections than the server's concurrency limit."""
+
+    code = "concurrency_limit"
+
+
+class DrainingError(ServiceUnavailableError):
+    """The server is draining (SIGTERM or POST /admin/drain): retry on another replica."""
+
+    code = "draining"
 
 
 class DeadlineExceededError(OzfigError):

@@ -11,12 +11,14 @@ from starlette.routing import Route
 from .api import health, openai, page, prompt
 from .api.http_errors import EXCEPTION_HANDLERS
 from .api.openapi import openapi
+from .api.ops import Operations
 from .runtime import Runtime
 from .settings import Settings
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     runtime = runtime or Runtime.from_settings(settings)
+    ops = Operations.from_settings(settings, runtime)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -34,7 +36,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *ops.routes,
     ]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+        middleware=[ops.middleware],
+    )
     app.state.runtime = runtime
+    ops.attach(app, runtime)
     return app

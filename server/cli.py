@@ -29,15 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ozfig.cli import setup_logging
     from ozfig.llama.model import check_gguf_file
 
     from .app import create_app
+    from .logs import configure as configure_logging
     from .model_source import check_local_model, parse_hub_reference
     from .runtime import Runtime
+    from .serving import DrainingServer, json_refusals
 
     settings = from_sources(args)
-    setup_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if parse_hub_reference(settings.model) is None:
         check_local_model(settings.model)  # fail at once, before binding the port
         check_gguf_file(settings.model)
@@ -48,11 +49,13 @@ def run(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        access_log=False,  # the gate logs each request, with its id
+        log_config=None,  # uvicorn's loggers go through ozfig's handler (text or JSON)
         timeout_graceful_shutdown=5,
         limit_concurrency=settings.max_connections,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.drain)
+    json_refusals(app.state.metrics.observe_error)
     failure: list[OzfigError] = []
 
     def on_fatal(exc: OzfigError) -> None:

@@ -68,6 +68,7 @@ class Runtime:
     engine: Engine | None = None
     formatter: ChatFormatter | None = None
     error: OzfigError | None = None
+    on_engine: Callable[[Engine], None] = lambda engine: None  # told of the engine once it serves
     _loader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -122,6 +123,7 @@ class Runtime:
 
             engine = await asyncio.to_thread(Engine, model, config, on_engine_failure)
             await self._warm_up(engine, formatter)
+            self.on_engine(engine)
             self.engine, self.formatter = engine, formatter
             log.info(
                 "ready: %s (%s), context %d per request, %d slots, GPU layers %s",

@@ -66,7 +66,10 @@ class Settings:
     lora: str = setting(
         "", "Optional LoRA adapter in llama.cpp's GGUF form, applied at load time.", metavar="FILE", path=True
     )
-    host: str = setting("0.0.0.0", "Address to listen on.")
+    host: str = setting(
+        "127.0.0.1",
+        "Address to listen on: 127.0.0.1 serves this machine only; 0.0.0.0 every interface (then set --api-key).",
+    )
     port: int = setting(8080, "TCP port to listen on (0 picks a free one).", minimum=0, maximum=65535)
     ctx: int = setting(
         4096, "Context size of each request, in tokens (prompt + answer).", minimum=256, maximum=1_048_576
@@ -210,6 +213,40 @@ class Settings:
         maximum=1_000_000,
     )
     log_level: str = setting("info", "Logging level.", choices=("debug", "info", "warning", "error"))
+    # --- access, metrics, drain and logs (docs/deploy.md) ----------------------------------
+    api_key: tuple[str, ...] = setting(
+        (),
+        "API key clients must send (Authorization: Bearer KEY or X-Api-Key: KEY); repeat the flag for "
+        "several keys (the variable takes them comma-separated). No key: no check.",
+        metavar="KEY",
+    )
+    api_key_file: str = setting(
+        "", "File of API keys, one per line ('#' starts a comment), added to --api-key.", metavar="FILE"
+    )
+    cors_origins: str = setting(
+        "",
+        "Origins allowed to call the API from a browser page, comma-separated ('*' for any); empty: CORS off.",
+        metavar="ORIGINS",
+    )
+    allowed_hosts: str = setting(
+        "",
+        "Host header names accepted, comma-separated ('*.example.com' for subdomains, '*' for any), "
+        "against DNS rebinding. Empty: the loopback names when bound to loopback, no check otherwise.",
+        metavar="HOSTS",
+    )
+    metrics_public: bool = setting(
+        False, "Serve GET /metrics without the API key: on or off.", metavar="on|off"
+    )
+    drain_timeout: float = setting(
+        30.0,
+        "On SIGTERM or POST /admin/drain: seconds running answers get to finish before they are ended "
+        "with a 503 (new requests get 503 at once).",
+        minimum=0.0,
+        maximum=86_400.0,
+    )
+    log_format: str = setting(
+        "text", "Log lines as text or as one JSON object each.", choices=("text", "json")
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

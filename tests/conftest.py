@@ -92,6 +92,7 @@ def make_settings(model_path: Path, search_url: str, **overrides: object) -> Set
         threads=2,
         search_timeout=1.0,
         search_cache_size=0,
+        allowed_hosts="testserver,localhost,127.0.0.1",  # TestClient calls itself testserver
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

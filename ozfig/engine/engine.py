@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import (
     DeadlineExceededError,
+    DrainingError,
     EngineError,
     EngineStoppedError,
     OverloadedError,
@@ -95,6 +96,8 @@ class Generation:
                     raise EngineError(event.error or "generation failed")
                 if event.reason == "timeout":
                     raise DeadlineExceededError("the answer took longer than the request deadline")
+                if event.reason == "aborted":
+                    raise DrainingError(event.error or "the server is shutting down", retry_after=2)
                 return
             assert isinstance(event, str)
             yield event
@@ -128,6 +131,7 @@ class Engine:
             prompt_cache=config.prompt_cache,
         )
         self.scheduler.on_failure = on_failure
+        self.refusing: str | None = None  # set by `abort`: new requests get DrainingError
         self.scheduler.start()
 
     @property
@@ -145,6 +149,19 @@ class Engine:
     def stats(self) -> EngineStats:
         return self.scheduler.stats
 
+    def observe(self, on_finished: Callable[[Finished], None]) -> None:
+        """Have `on_finished` told of every request that ends (on the engine thread)."""
+        self.scheduler.on_finished = on_finished
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the engine loop last turned (at least once a second while alive)."""
+        return time.monotonic() - self.stats.heartbeat
+
+    def abort(self, message: str) -> None:
+        """End every running and waiting answer with DrainingError, and refuse new ones."""
+        self.refusing = message
+        self.scheduler.abort(message)
+
     def can_accept(self) -> bool:
         """Whether a request submitted now would be taken (a free slot or room to wait)."""
         return self.scheduler.has_room()
@@ -154,6 +171,8 @@ class Engine:
         return min(max_tokens, check_prompt_fits(prompt_tokens, self.config.ctx))
 
     def submit(self, request: GenerationRequest) -> Generation:
+        if self.refusing is not None:
+            raise DrainingError(self.refusing, retry_after=2)
         if not request.prompt:
             raise RequestError("the prompt is empty")
         max_tokens = self.check_fits(len(request.prompt), request.max_tokens)

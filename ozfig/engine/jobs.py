@@ -15,7 +15,8 @@ import llama_cpp as lc
 from .sampling import SamplingParams, build_sampler
 from .stops import StopMatcher
 
-FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "failed"]
+# aborted: ended by `Engine.abort` (a drain past its timeout)
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "failed", "aborted"]
 
 
 @dataclass
@@ -29,7 +30,10 @@ class Job:
     deadline: float | None = None
     cancelled: bool = False
     submitted: float = field(default_factory=time.monotonic)
+    admitted_at: float | None = None  # when it got a slot
     first_token_at: float | None = None
+    last_token_at: float | None = None
+    token_gaps: list[float] = field(default_factory=list)  # seconds between consecutive tokens
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class Finished:
     completion_tokens: int
     error: str | None = None
     time_to_first_token: float | None = None
+    queued_seconds: float | None = None  # submission to a slot (None: never got one)
+    total_seconds: float | None = None  # submission to the end
+    token_gaps: tuple[float, ...] = ()
 
 
 @dataclass
@@ -47,6 +54,9 @@ class EngineStats:
 
     slots: int = 0
     busy_slots: int = 0
+    kv_cells_used: int = 0  # KV cells held by running answers (prompt and generated tokens)
+    kv_cells_total: int = 0
+    heartbeat: float = field(default_factory=time.monotonic)  # the engine loop's last turn
     queue_depth: int = 0
     requests_total: int = 0
     requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))

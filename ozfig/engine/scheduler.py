@@ -57,7 +57,9 @@ class Scheduler:
         self.cache = PrefixCache(n_slots, self.prompt_chunk, enabled=prompt_cache)
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
-        self.stats = EngineStats(slots=n_slots)
+        self.stats = EngineStats(slots=n_slots, kv_cells_total=n_ctx * n_slots)
+        self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
+        self._abort: str | None = None
         self._stopping = False
         self.failure: str | None = None  # why the engine thread died; set once, then every job is refused
         self.on_failure: Callable[[str], None] | None = None  # called on the engine thread when it dies
@@ -87,6 +89,12 @@ class Scheduler:
         with self.cond:
             self.cond.notify()
 
+    def abort(self, message: str) -> None:
+        """End every running and waiting job with reason `aborted` at the next step."""
+        with self.cond:
+            self._abort = message
+            self.cond.notify()
+
     def close(self) -> None:
         with self.cond:
             self._stopping = True
@@ -114,10 +122,17 @@ class Scheduler:
         try:
             while True:
                 with self.cond:
+                    self.stats.heartbeat = time.monotonic()
                     while not self._stopping and not self.waiting and all(s is None for s in self.slots):
-                        self.cond.wait()
+                        self.cond.wait(timeout=1.0)  # beat while idle too (/livez)
+                        self.stats.heartbeat = time.monotonic()
                     if self._stopping:
                         break
+                    abort, self._abort = self._abort, None
+                if abort is not None:
+                    self._fail_all(abort, reason="aborted")
+                    continue
+                with self.cond:
                     admitted = self._admit()
                 for slot in admitted:
                     self._start_slot(slot)
@@ -148,6 +163,7 @@ class Scheduler:
             seq = self.cache.pick([s for s in range(self.n_slots) if self.slots[s] is None], job.prompt)
             slot = Slot.for_job(seq, job, self.model.n_vocab)
             self.slots[seq] = slot
+            job.admitted_at = now
             started.append(slot)
         self.stats.queue_depth = len(self.waiting)
         self.stats.busy_slots = self.n_slots - self.free_slots
@@ -182,6 +198,7 @@ class Scheduler:
         share a call).
         """
         active = [s for s in self.slots if s is not None]
+        self.stats.kv_cells_used = sum(s.pos for s in active)
         running = [s for s in active if s.fed == len(s.job.prompt)]
         if running:
             n = 0
@@ -234,6 +251,9 @@ class Scheduler:
             if job.first_token_at is None:
                 job.first_token_at = now
                 self.stats.ttft_seconds.append(now - job.submitted)
+            elif job.last_token_at is not None:
+                job.token_gaps.append(now - job.last_token_at)
+            job.last_token_at = now
             if self.model.is_eog(token) and not job.sampling.ignore_eos:
                 self._end(slot, "stop")
                 continue
@@ -270,6 +290,7 @@ class Scheduler:
         lc.llama_sampler_free(slot.sampler)
         self.slots[slot.seq] = None
         self.stats.busy_slots = self.n_slots - self.free_slots
+        self.stats.kv_cells_used = sum(s.pos for s in self.slots if s is not None)
         self.stats.prompt_tokens_total += len(slot.job.prompt)
         self._finish_job(slot.job, reason, slot.generated, events, error)
 
@@ -282,9 +303,15 @@ class Scheduler:
         error: str | None = None,
     ) -> None:
         ttft = job.first_token_at - job.submitted if job.first_token_at is not None else None
+        queued = job.admitted_at - job.submitted if job.admitted_at is not None else None
         self.stats.requests_finished[reason] += 1
-        done = Finished(reason, len(job.prompt), generated, error, ttft)
+        total = time.monotonic() - job.submitted
+        done = Finished(reason, len(job.prompt), generated, error, ttft, queued, total, tuple(job.token_gaps))
         job.deliver([*(events or []), done])
+        try:
+            self.on_finished(done)
+        except Exception:  # an observer must not stop the engine
+            log.exception("the finished-job observer failed")
 
     def _fail_all(self, message: str, reason: FinishReason = "error") -> None:
         for slot in list(self.slots):

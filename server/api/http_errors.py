@@ -63,7 +63,15 @@ def unexpected_answer(request_line: str, exc: BaseException) -> ErrorAnswer:
     return ErrorAnswer(500, "internal error; see the server log", "internal_error", "server_error")
 
 
+def observe(request: Request, answer: ErrorAnswer) -> None:
+    """Count the error answer in /metrics."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.observe_error(answer.status, answer.code)
+
+
 def error_response(request: Request, answer: ErrorAnswer) -> Response:
+    observe(request, answer)
     return JSONResponse(
         error_body(request.url.path, answer), status_code=answer.status, headers=answer.headers
     )
@@ -76,6 +84,7 @@ def stream_error(request: Request, exc: Exception) -> tuple[int, dict[str, objec
         log.warning("streamed answer to %s ended with %s: %s", request.url.path, answer.code, answer.message)
     else:
         answer = unexpected_answer(f"{request.method} {request.url.path} (streaming)", exc)
+    observe(request, answer)
     return answer.status, error_body(request.url.path, answer)
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import schema
+from .admin import OPS_PATHS
 
 REF = "#/components/schemas/{model}"
 _REQUESTS: tuple[type[BaseModel], ...] = (schema.ChatCompletionRequest,)
@@ -207,6 +208,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        **OPS_PATHS,
     }
 
 

@@ -43,6 +43,15 @@ def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def outcome_of(exc: Exception) -> str:
+    """How /metrics counts a failed search."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, SearchFailed) and exc.cooldown:
+        return "rate_limited"
+    return "error"
+
+
 def make_backend(
     kind: str, *, search_url: str, html_url: str, searxng_url: str, max_bytes: int, cooldown: float
 ) -> SearchBackend:
@@ -88,6 +97,8 @@ class WebSearch:
         )
         self.session: aiohttp.ClientSession | None = None
         self.failures = 0
+        # told each search's outcome (ok, empty, cached, timeout, rate_limited, error) and seconds
+        self.observe: Callable[[str, float | None], None] = lambda outcome, seconds: None
 
     @property
     def enabled(self) -> bool:
@@ -119,10 +130,12 @@ class WebSearch:
         key = f"{self.backend.name}\x00{normalized_query(query)}"
         cached = self.hits_cache.get(key)
         if cached is not None:
+            self.observe("cached", None)
             return cached
         if self.session is None:
             raise RuntimeError("WebSearch.start() was not awaited")
-        remaining = deadline - asyncio.get_running_loop().time()
+        started = asyncio.get_running_loop().time()
+        remaining = deadline - started
         try:
             hits = await asyncio.wait_for(
                 self.backend.search(self.session, query, remaining), remaining + 0.2
@@ -131,8 +144,10 @@ class WebSearch:
             self.failures += 1
             reason = describe(exc)
             log.warning("web search for %r gave no results: %s", query[:80], reason)
+            self.observe(outcome_of(exc), asyncio.get_running_loop().time() - started)
             self.hits_cache.put(key, [], FAILURE_TTL)
             return []
+        self.observe("ok" if hits else "empty", asyncio.get_running_loop().time() - started)
         self.hits_cache.put(key, hits, self.cache_ttl)
         return hits
 

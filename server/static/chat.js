@@ -136,6 +136,21 @@ async function readEvents(body, onData) {
   }
 }
 
+// A server started with --api-key answers 401 without it: ask once, keep it in this browser.
+const KEY_STORE = "ozfig-api-key";
+async function postWithKey(url, body, signal) {
+  for (let asked = false; ; asked = true) {
+    const key = localStorage.getItem(KEY_STORE);
+    const headers = { "Content-Type": "application/json", "Accept": "text/event-stream" };
+    if (key) headers["Authorization"] = "Bearer " + key;
+    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body), signal });
+    if (response.status !== 401 || asked) return response;
+    const given = window.prompt(key ? "That API key was refused. API key:" : "This server needs an API key:");
+    if (!given || !given.trim()) return response;
+    localStorage.setItem(KEY_STORE, given.trim());
+  }
+}
+
 async function ask(question) {
   const turns = conversation;   // "New chat" starts another list; this answer keeps to its own
   turns.push({ role: "user", content: question });
@@ -147,15 +162,10 @@ async function ask(question) {
   let answer = "";
   let finish = null;
   try {
-    const response = await fetch("/v1/chat/completions", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
-      body: JSON.stringify({
-        messages: turns, stream: true, stream_options: { include_usage: true },
-        web_search: $("web").checked,
-      }),
-      signal: controller.signal,
-    });
+    const response = await postWithKey("/v1/chat/completions", {
+      messages: turns, stream: true, stream_options: { include_usage: true },
+      web_search: $("web").checked,
+    }, controller.signal);
     if (!response.ok) {
       const body = await response.json().catch(() => null);
       throw new Error(body?.error?.message || `HTTP ${response.status}`);

@@ -1,0 +1,173 @@
+"""The one ASGI middleware every HTTP request passes: request id, Host, CORS, API key, drain.
+
+In order, for each request:
+1. its id: the client's `X-Request-Id` when it is 1 to 128 characters of `[A-Za-z0-9._-]`,
+   else a new one; it is sent back on every response and shown on every log line of the request;
+2. the probes `/health` and `/livez` pass (during a drain `/health` is 503 `draining`);
+3. the Host header against `--allowed-hosts` (400 `host_not_allowed`);
+4. CORS, when `--cors-origins` is set: preflights answered here, allowed origins echoed;
+5. the API key, when keys are set, except on `/`, the probes and a public `/metrics` (401);
+6. while draining, a 503 `draining` with `Retry-After` for anything new;
+7. requests that pass are counted in flight (the drain waits for them) and logged when done.
+Every refusal is JSON in the documented error shape (`http_errors.error_body`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ozfig.errors import (
+    DrainingError,
+    HostNotAllowedError,
+    OriginNotAllowedError,
+    OzfigError,
+    UnauthorizedError,
+)
+
+from ..drain import Drain
+from ..logs import request_id
+from .access import HostCheck, KeyCheck, split_list
+from .http_errors import answer_for_ozfig_error, error_body
+
+log = logging.getLogger("ozfig.http")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+PROBES = frozenset({"/health", "/livez"})
+NOT_IN_FLIGHT = PROBES | {"/metrics", "/admin/drain"}
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Api-Key, X-Request-Id"
+CORS_MAX_AGE = "600"
+
+
+def request_id_of(headers: Headers) -> str:
+    given = headers.get(REQUEST_ID_HEADER, "")
+    return given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class Gate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyCheck,
+        hosts: HostCheck,
+        drain: Drain,
+        cors_origins: str = "",
+        metrics_public: bool = False,
+        on_refusal: Callable[[int, str], None] = lambda status, code: None,
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.hosts = hosts
+        self.drain = drain
+        origins = split_list(cors_origins)
+        self.cors_any = "*" in origins
+        self.cors_origins = frozenset(o.rstrip("/").lower() for o in origins if o != "*")
+        self.open_paths = {"/", *PROBES} | ({"/metrics"} if metrics_public else set())
+        self.on_refusal = on_refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        rid = request_id_of(headers)
+        token = request_id.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        origin = self.allowed_origin(headers.get("origin"))
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = MutableHeaders(scope=message)
+                out["X-Request-Id"] = rid
+                if origin is not None:
+                    self.add_cors(out, origin)
+            await send(message)
+
+        path: str = scope["path"]
+        started = time.perf_counter()
+        try:
+            refusal = self.refusal(scope, headers, origin)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            counted = path not in NOT_IN_FLIGHT
+            if counted:
+                self.drain.enter()
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                if counted:
+                    self.drain.leave()
+        finally:
+            level = logging.DEBUG if path in NOT_IN_FLIGHT else logging.INFO  # probes: often, and quiet
+            log.log(level, "%s %s %d %.3fs", scope["method"], path, status, time.perf_counter() - started)
+            request_id.reset(token)
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def refusal(self, scope: Scope, headers: Headers, origin: str | None) -> Response | None:
+        path: str = scope["path"]
+        if path in PROBES:
+            if path == "/health" and self.drain.draining:
+                return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
+            return None
+        if not self.hosts.accepts(headers.get("host")):
+            return self.refuse(
+                path, HostNotAllowedError(f"this server does not answer for host {headers.get('host')!r}")
+            )
+        if self.cors_enabled and scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            if origin is None:
+                return self.refuse(path, OriginNotAllowedError("this origin may not call the server"))
+            return Response(status_code=204)
+        if self.keys.enabled and path not in self.open_paths and not self.keys.accepts(headers):
+            given = KeyCheck.presented(headers) is not None
+            reason = "the API key is not valid" if given else "an API key is needed"
+            return self.refuse(
+                path,
+                UnauthorizedError(f"{reason}: send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"),
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if self.drain.draining and path not in NOT_IN_FLIGHT:
+            return self.refuse(
+                path, DrainingError("the server is shutting down; retry on another replica", retry_after=2)
+            )
+        return None
+
+    def refuse(self, path: str, exc: OzfigError, extra: dict[str, str] | None = None) -> Response:
+        answer = answer_for_ozfig_error(exc)
+        self.on_refusal(answer.status, answer.code)
+        headers = {**(answer.headers or {}), **(extra or {})}
+        return JSONResponse(error_body(path, answer), status_code=answer.status, headers=headers or None)
+
+    # --- CORS ----------------------------------------------------------------------------------
+
+    @property
+    def cors_enabled(self) -> bool:
+        return self.cors_any or bool(self.cors_origins)
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        if not origin or not self.cors_enabled:
+            return None
+        if self.cors_any or origin.rstrip("/").lower() in self.cors_origins:
+            return origin
+        return None
+
+    def add_cors(self, headers: MutableHeaders, origin: str) -> None:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers.add_vary_header("Origin")
+        headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        headers["Access-Control-Expose-Headers"] = "X-Request-Id, Retry-After"
+        headers["Access-Control-Max-Age"] = CORS_MAX_AGE
