@@ -6,7 +6,8 @@ In order, for each request:
 2. the probes `/health` and `/livez` pass (during a drain `/health` is 503 `draining`);
 3. the Host header against `--allowed-hosts` (400 `host_not_allowed`);
 4. CORS, when `--cors-origins` is set: preflights answered here, allowed origins echoed;
-5. the API key, when keys are set, except on `/`, the probes and a public `/metrics` (401);
+5. the API key, when keys are set, except on `/` and `/static/` (the chat page), the probes and a
+   public `/metrics` (401);
 6. while draining, a 503 `draining` with `Retry-After` for anything new;
 7. requests that pass are counted in flight (the drain waits for them) and logged when done.
 Every refusal is JSON in the documented error shape (`http_errors.error_body`).
@@ -131,7 +132,7 @@ class Gate:
             if origin is None:
                 return self.refuse(path, OriginNotAllowedError("this origin may not call the server"))
             return Response(status_code=204)
-        if self.keys.enabled and path not in self.open_paths and not self.keys.accepts(headers):
+        if self.keys.enabled and not self.is_open(path) and not self.keys.accepts(headers):
             given = KeyCheck.presented(headers) is not None
             reason = "the API key is not valid" if given else "an API key is needed"
             return self.refuse(
@@ -144,6 +145,10 @@ class Gate:
                 path, DrainingError("the server is shutting down; retry on another replica", retry_after=2)
             )
         return None
+
+    def is_open(self, path: str) -> bool:
+        """Paths served without a key: the chat page and its static files, the probes."""
+        return path in self.open_paths or path.startswith("/static/")
 
     def refuse(self, path: str, exc: OzfigError, extra: dict[str, str] | None = None) -> Response:
         answer = answer_for_ozfig_error(exc)

@@ -56,6 +56,7 @@ def test_open_routes_need_no_key(keyed) -> None:
     assert keyed.get("/health").status_code in (200, 503)
     assert keyed.get("/livez").status_code in (200, 503)
     assert keyed.get("/", headers={"accept": "text/html"}).status_code == 200
+    assert keyed.get("/static/chat.js").status_code == 200
 
 
 @pytest.mark.parametrize(
