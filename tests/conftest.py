@@ -92,6 +92,7 @@ def make_settings(model_path: Path, search_url: str, **overrides: object) -> Set
         threads=2,
         search_timeout=1.0,
         search_cache_size=0,
+        search_cooldown=0.0,  # the failure-mode tests send 202s: later tests must still search
         allowed_hosts="testserver,localhost,127.0.0.1",  # TestClient calls itself testserver
     )
     base.update(overrides)
