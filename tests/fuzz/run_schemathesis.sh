@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MIN_CASES=${MIN_CASES:-1000}
 MAX_SECONDS=${MAX_SECONDS:-600}
-EXAMPLES=${EXAMPLES:-400}  # per operation; the two with parameters carry most of the cases
+EXAMPLES=${EXAMPLES:-300}  # per operation; the two with parameters carry most of the cases
 work=$(mktemp -d)
 pids=()
 cleanup() {
