@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = from_sources(args)  # a bad setting is refused before the slow imports below
     import uvicorn
 
     from ozfig.llama.model import check_gguf_file
@@ -37,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from .runtime import Runtime
     from .serving import DrainingServer, json_refusals
 
-    settings = from_sources(args)
     configure_logging(settings.log_level, settings.log_format)
     if parse_hub_reference(settings.model) is None:
         check_local_model(settings.model)  # fail at once, before binding the port

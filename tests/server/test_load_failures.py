@@ -89,6 +89,8 @@ def test_tilde_is_expanded_for_model_and_lora(tmp_path, model_path) -> None:
 def test_a_model_value_is_local_when_its_first_folder_exists(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads the variable when it is imported: set what it reads at call time
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     assert parse_hub_reference("owner/repo/m.gguf") is not None
     (tmp_path / "models").mkdir()
     assert parse_hub_reference("models/x/m.gguf") is None  # not the Hub repo models/x
