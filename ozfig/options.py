@@ -2,22 +2,26 @@
 
 A field declared with `option(default, help, ...)` gives its command-line flag (`max_tokens` ->
 `--max-tokens`), its help line (with its limits and default), its parsing and its checks; a
-command that reads the environment too (only `ozfig serve`) passes an `env_prefix`, and each
-field then also has a variable (`OZFIG_MAX_TOKENS`). Precedence: flag, then environment, then
-default. A value out of its limits is a `SettingsError` naming the flag (and the variable).
+class whose values come from the environment too (only `ozfig serve`'s `Settings`) sets
+`options_env_prefix`, and each field then also has a variable (`OZFIG_MAX_TOKENS`).
+Precedence: flag, then environment, then default. A value out of its limits is a
+`SettingsError` naming the flag (and the variable).
 
 `switch=True` makes a flag that takes no value and sets the opposite of the default
 (`--force`, `--no-verify`). `parse` turns the text into the value (default: by the field's type).
+A `tuple[str, ...]` field is a repeatable flag (its variable: comma-separated values), each
+item checked by `item_check` (which raises ValueError); `path=True` expands a leading `~`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .errors import SettingsError
 
@@ -25,7 +29,14 @@ REQUIRED: Any = dataclasses.MISSING  # the default of an option that must be giv
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "Path": Path}
+_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "Path": Path,
+    "tuple[str, ...]": tuple,
+}
 
 
 def option(
@@ -39,6 +50,8 @@ def option(
     flag: str | None = None,
     switch: bool = False,
     parse: Callable[[str], Any] | None = None,
+    path: bool = False,
+    item_check: Callable[[str], object] | None = None,
 ) -> Any:
     """Declare an option: its default (or REQUIRED), its description, its limits and its flag."""
     meta = {
@@ -50,6 +63,8 @@ def option(
         "flag": flag,
         "switch": switch,
         "parse": parse,
+        "path": path,
+        "item_check": item_check,
     }
     if default is REQUIRED:
         return field(metadata=meta)
@@ -57,15 +72,25 @@ def option(
 
 
 class Options:
-    """Base of an options dataclass: every field is checked against its limits when it is made."""
+    """Base of an options dataclass: every field is checked against its limits when it is made
+    (a `path` field has its `~` expanded, a tuple field given as a list becomes a tuple)."""
 
-    # the environment variables' prefix, for a command whose options come from the environment too
-    # (no annotation: a class attribute, not a field)
-    options_env_prefix: str | None = None
+    # the environment variables' prefix, for a class whose values come from the environment too
+    options_env_prefix: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            check_limits(f, getattr(self, f.name), self.options_env_prefix)
+            value = given = getattr(self, f.name)
+            if f.metadata.get("path") and isinstance(value, str):
+                value = os.path.expanduser(value)  # `--model ~/m.gguf`: the shell did not expand it
+            if value_type(f) is tuple and not isinstance(value, tuple):
+                value = tuple(value)
+            if value is not given:
+                object.__setattr__(self, f.name, value)  # the dataclass may be frozen
+            check_limits(f, value, self.options_env_prefix)
+
+
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
 def flag_name(f: dataclasses.Field[Any]) -> str:
@@ -99,16 +124,27 @@ def check_limits(f: dataclasses.Field[Any], value: Any, env_prefix: str | None =
         raise SettingsError(f"{where} must be at most {meta['max']}, got {value}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise SettingsError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta.get("item_check") is not None:
+        for item in value:
+            try:
+                meta["item_check"](item)
+            except ValueError as exc:
+                raise SettingsError(f"{where}: {item!r} is not valid ({exc})") from None
 
 
-def convert_value(f: dataclasses.Field[Any], raw: str, env_prefix: str | None = None) -> Any:
+def convert_value(f: dataclasses.Field[Any], raw: str | list[str], env_prefix: str | None = None) -> Any:
+    """The value of `raw`: a flag's or a variable's text, or a repeated flag's list of texts."""
     where = _where(f, env_prefix)
+    kind = value_type(f)
+    if kind is tuple:  # a repeated flag, or a comma-separated variable
+        items = raw if isinstance(raw, list) else raw.split(",")
+        return tuple(item.strip() for item in items if item.strip())
+    assert isinstance(raw, str)
     if f.metadata.get("parse") is not None:
         try:
             return f.metadata["parse"](raw)
         except ValueError as exc:
             raise SettingsError(f"{where}: {exc}") from None
-    kind = value_type(f)
     if kind is bool:
         if raw.strip().lower() in _TRUE + _FALSE:
             return raw.strip().lower() in _TRUE
@@ -122,6 +158,8 @@ def convert_value(f: dataclasses.Field[Any], raw: str, env_prefix: str | None = 
 def shown_default(f: dataclasses.Field[Any]) -> str:
     if isinstance(f.default, bool):
         return "on" if f.default else "off"
+    if isinstance(f.default, tuple):
+        return ", ".join(f.default) or "none"
     return repr(f.default)
 
 
@@ -137,9 +175,10 @@ def _help(f: dataclasses.Field[Any], env_prefix: str | None) -> str:
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str | None = None) -> None:
+def add_options(parser: argparse.ArgumentParser, cls: type[Options]) -> None:
     """One flag per field of `cls`; defaults are left to `from_sources`."""
-    for f in dataclasses.fields(cls):
+    env_prefix = cls.options_env_prefix
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         meta = f.metadata
         if meta["switch"]:
             parser.add_argument(
@@ -160,22 +199,24 @@ def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str | No
             required=f.default is dataclasses.MISSING and not env_prefix,
             metavar=meta["metavar"] or f.name.upper(),
             choices=meta["choices"],
+            action="append" if value_type(f) is tuple else "store",
             help=_help(f, env_prefix),
         )
 
 
 def from_sources(
-    cls: type[Any],
-    args: argparse.Namespace | None = None,
-    environ: Mapping[str, str] | None = None,
-    env_prefix: str | None = None,
-) -> Any:
-    """An instance of `cls` from parsed flags, then the environment (with `env_prefix`), then defaults."""
+    cls: type[OptionsT], args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> OptionsT:
+    """An instance of `cls` from parsed flags, then the environment (`os.environ` unless given; only
+    for a class with an `options_env_prefix`), then the defaults."""
+    env_prefix = cls.options_env_prefix
+    if env_prefix and environ is None:
+        environ = os.environ
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         raw = getattr(args, f.name, None) if args is not None else None
         if raw is None and env_prefix and environ is not None:
             raw = environ.get(env_name(f, env_prefix))
         if raw is not None:
-            values[f.name] = convert_value(f, raw, env_prefix) if isinstance(raw, str) else raw
+            values[f.name] = convert_value(f, raw, env_prefix) if isinstance(raw, str | list) else raw
     return cls(**values)

@@ -7,8 +7,9 @@ import logging
 import sys
 
 from ozfig.errors import OzfigError
+from ozfig.options import add_options, from_sources
 
-from .settings import add_arguments, from_sources
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "model is loaded. Every flag can also be set with the OZFIG_* environment variable shown."
         ),
     )
-    add_arguments(parser)
+    add_options(parser, Settings)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = from_sources(args)  # a bad setting is refused before the slow imports below
+    settings = from_sources(Settings, args)  # a bad setting is refused before the slow imports below
     import uvicorn
 
     from ozfig.llama.model import check_gguf_file

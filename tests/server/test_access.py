@@ -17,11 +17,12 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
+from ozfig.options import add_options, from_sources
 from server.api.access import HostCheck, KeyCheck, startup_warnings
 from server.app import create_app
 from server.logs import JsonFormatter, RequestIdFilter, request_id
 from server.serving import json_refusals
-from server.settings import Settings, add_arguments, from_sources
+from server.settings import Settings
 from tests.support.processes import free_port, get_json
 
 KEY = "sk-test-0123456789"
@@ -93,18 +94,18 @@ def test_metrics_public_opens_only_metrics() -> None:
 
 def test_keys_from_flags_environment_and_file(tmp_path) -> None:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_options(parser, Settings)
     key_file = tmp_path / "keys"
     key_file.write_text("# team keys\nfile-key-1\n\nfile-key-2  # ops\n")
     args = parser.parse_args(["--api-key", "a", "--api-key", "b", "--api-key-file", str(key_file)])
-    settings = from_sources(args, environ={"OZFIG_API_KEY": "ignored"})
+    settings = from_sources(Settings, args, environ={"OZFIG_API_KEY": "ignored"})
     keys = KeyCheck.from_settings(settings)
     for key in ("a", "b", "file-key-1", "file-key-2"):
         assert keys.accepts({"x-api-key": key})
     assert not keys.accepts({"x-api-key": "ignored"})
-    from_env = KeyCheck.from_settings(from_sources(None, environ={"OZFIG_API_KEY": "k1, k2"}))
+    from_env = KeyCheck.from_settings(from_sources(Settings, None, environ={"OZFIG_API_KEY": "k1, k2"}))
     assert from_env.accepts({"authorization": "Bearer k2"}) and not from_env.accepts({})
-    assert not KeyCheck.from_settings(from_sources(None, environ={})).enabled
+    assert not KeyCheck.from_settings(from_sources(Settings, None, environ={})).enabled
 
 
 def test_a_key_file_without_keys_is_a_clean_error(tmp_path) -> None:

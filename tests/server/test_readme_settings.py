@@ -4,7 +4,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-from server.settings import Settings, env_name, flag_name
+from ozfig.options import env_name, flag_name
+from server.settings import ENV_PREFIX, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -21,7 +22,7 @@ def readme_rows() -> dict[str, str]:
 
 
 def test_every_setting_is_in_the_readme_table_and_nothing_else() -> None:
-    fields = {flag_name(f): env_name(f) for f in dataclasses.fields(Settings)}
+    fields = {flag_name(f): env_name(f, ENV_PREFIX) for f in dataclasses.fields(Settings)}
     rows = readme_rows()
     assert sorted(set(fields) - set(rows)) == [], "settings missing from README's table"
     assert sorted(set(rows) - set(fields)) == [], "README's table lists flags that are not settings"

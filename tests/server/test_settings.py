@@ -3,17 +3,18 @@ import argparse
 import pytest
 
 from ozfig.errors import SettingsError
-from server.settings import DEFAULT_MODEL, Settings, add_arguments, from_sources
+from ozfig.options import add_options, from_sources
+from server.settings import DEFAULT_MODEL, Settings
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_options(parser, Settings)
     return parser.parse_args(argv)
 
 
 def test_defaults_follow_the_original() -> None:
-    s = from_sources(parse([]), environ={})
+    s = from_sources(Settings, parse([]), environ={})
     assert (s.port, s.ctx, s.max_tokens, s.temperature, s.gpu_layers) == (8080, 4096, 512, 0.7, -1)
     assert s.model == DEFAULT_MODEL
     assert s.search_url == "https://api.duckduckgo.com/"
@@ -24,7 +25,7 @@ def test_defaults_follow_the_original() -> None:
 
 def test_flag_beats_environment_beats_default() -> None:
     env = {"OZFIG_PORT": "9000", "OZFIG_MAX_TOKENS": "64"}
-    s = from_sources(parse(["--port", "9100"]), environ=env)
+    s = from_sources(Settings, parse(["--port", "9100"]), environ=env)
     assert s.port == 9100
     assert s.max_tokens == 64
     assert s.ctx == 4096
@@ -32,7 +33,7 @@ def test_flag_beats_environment_beats_default() -> None:
 
 def test_every_field_has_a_flag_an_env_var_and_a_description() -> None:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_options(parser, Settings)
     text = parser.format_help()
     for name in Settings.__dataclass_fields__:
         assert "--" + name.replace("_", "-") in text
@@ -56,22 +57,26 @@ def test_out_of_limits_values_are_refused_with_the_reason(
     argv: list[str], env: dict[str, str], fragment: str
 ) -> None:
     with pytest.raises(SettingsError) as info:
-        from_sources(parse(argv), environ=env)
+        from_sources(Settings, parse(argv), environ=env)
     assert fragment in info.value.message
 
 
 def test_switches_take_on_and_off() -> None:
-    assert from_sources(parse([]), environ={}).prompt_cache is True
-    assert from_sources(parse([]), environ={"OZFIG_PROMPT_CACHE": "off"}).prompt_cache is False
+    assert from_sources(Settings, parse([]), environ={}).prompt_cache is True
+    assert from_sources(Settings, parse([]), environ={"OZFIG_PROMPT_CACHE": "off"}).prompt_cache is False
     assert (
-        from_sources(parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}).prompt_cache
+        from_sources(
+            Settings, parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}
+        ).prompt_cache
         is True
     )
 
 
 def test_fetch_allow_repeats_as_a_flag_and_splits_commas_in_the_variable() -> None:
-    s = from_sources(parse(["--fetch-allow", "127.0.0.2/32", "--fetch-allow", "fd00::/8"]), environ={})
+    s = from_sources(
+        Settings, parse(["--fetch-allow", "127.0.0.2/32", "--fetch-allow", "fd00::/8"]), environ={}
+    )
     assert s.fetch_allow == ("127.0.0.2/32", "fd00::/8")
-    s = from_sources(parse([]), environ={"OZFIG_FETCH_ALLOW": "127.0.0.2/32, 10.1.0.0/16"})
+    s = from_sources(Settings, parse([]), environ={"OZFIG_FETCH_ALLOW": "127.0.0.2/32, 10.1.0.0/16"})
     assert s.fetch_allow == ("127.0.0.2/32", "10.1.0.0/16")
     assert Settings(fetch_allow=["127.0.0.2/32"]).fetch_allow == ("127.0.0.2/32",)  # type: ignore[arg-type]
