@@ -25,6 +25,7 @@ from ..runtime import Runtime
 from ..search import Passage
 from ..settings import Settings
 from .chat_prompt import build_chat_prompt, search_query
+from .chat_request import ChatRequest, parse_chat_request
 from .common import (
     ClientGone,
     check_capacity,
@@ -35,7 +36,6 @@ from .common import (
 )
 from .http_errors import stream_error
 from .openai_format import Completion, model_list
-from .schema import ChatRequest, parse_chat_request
 from .sse import SSE_DONE, SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
 
 log = logging.getLogger("ozfig.openai")

@@ -1,6 +1,6 @@
 """OpenAI's JSON shapes: chat.completion, chat.completion.chunk, usage, the model list.
 
-Each body is built from its model in `schema.py` (the one declaration /openapi.json is made
+Each body is built from its model in `response_schema.py` (the one declaration /openapi.json is made
 from). ozfig's extra field is `sources` (the web sources given to the model, `[{n, title, url, text}]`),
 on the completion and on the first chunk of a stream, present only when `web_search` was on.
 """
@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import (
+from .response_schema import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,

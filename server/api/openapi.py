@@ -1,4 +1,5 @@
-"""GET /openapi.json: the OpenAPI 3.1 description, generated from the models in `schema.py`.
+"""GET /openapi.json: the OpenAPI 3.1 description, generated from the models in `request_schema.py`
+and `response_schema.py`.
 
 Every status a route can answer is listed with its body: the errors are the ones
 `http_errors` sends (OpenAI's shape under /v1/, `{"detail", "code"}` elsewhere).
@@ -14,23 +15,23 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import schema
+from . import request_schema, response_schema
 from .admin import OPS_PATHS
 
 REF = "#/components/schemas/{model}"
-_REQUESTS: tuple[type[BaseModel], ...] = (schema.ChatCompletionRequest,)
+_REQUESTS: tuple[type[BaseModel], ...] = (request_schema.ChatCompletionRequest,)
 _RESPONSES: tuple[type[BaseModel], ...] = (
-    schema.ChatCompletion,
-    schema.ChatCompletionChunk,
-    schema.ModelList,
-    schema.PromptAnswer,
-    schema.PromptToken,
-    schema.PromptDone,
-    schema.Hint,
-    schema.Health,
-    schema.HealthProblem,
-    schema.OpenAIError,
-    schema.DetailError,
+    response_schema.ChatCompletion,
+    response_schema.ChatCompletionChunk,
+    response_schema.ModelList,
+    response_schema.PromptAnswer,
+    response_schema.PromptToken,
+    response_schema.PromptDone,
+    response_schema.Hint,
+    response_schema.Health,
+    response_schema.HealthProblem,
+    response_schema.OpenAIError,
+    response_schema.DetailError,
 )
 
 REASONS = {
@@ -90,18 +91,18 @@ CHAT_EVENT = _sse(
     {
         "if": {"const": "[DONE]"},
         "then": {"const": "[DONE]"},
-        "else": _json_text(schema.ChatCompletionChunk, schema.OpenAIError),
+        "else": _json_text(response_schema.ChatCompletionChunk, response_schema.OpenAIError),
     },
 )
 PROMPT_EVENT = _sse(
     "`token` events with the answer's pieces, then one `done` event (or `error` when it fails midway)",
     {"enum": ["token", "done", "error"]},
-    _json_text(schema.PromptToken, schema.PromptDone, schema.DetailError),
+    _json_text(response_schema.PromptToken, response_schema.PromptDone, response_schema.DetailError),
 )
 
 
 def _paths() -> dict[str, Any]:
-    openai_errors = _errors(schema.OpenAIError, "400", "413", "415", "500", "503", "504")
+    openai_errors = _errors(response_schema.OpenAIError, "400", "413", "415", "500", "503", "504")
     return {
         "/": {
             "get": {
@@ -111,7 +112,7 @@ def _paths() -> dict[str, Any]:
                         "description": "the page or the hint",
                         "content": {
                             "text/html": {"schema": {"type": "string"}},
-                            "application/json": {"schema": _ref(schema.Hint)},
+                            "application/json": {"schema": _ref(response_schema.Hint)},
                         },
                     }
                 },
@@ -128,7 +129,7 @@ def _paths() -> dict[str, Any]:
                         "description": "the script",
                         "content": {"text/javascript": {"schema": {"type": "string"}}},
                     },
-                    **_errors(schema.DetailError, "404"),
+                    **_errors(response_schema.DetailError, "404"),
                 },
             }
         },
@@ -136,8 +137,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "200 once the model is loaded, with what is served; 503 while loading or failed",
                 "responses": {
-                    "200": _json(schema.Health, "ready"),
-                    "503": _json(schema.HealthProblem, "loading, or failed", headers=RETRY_AFTER),
+                    "200": _json(response_schema.Health, "ready"),
+                    "503": _json(response_schema.HealthProblem, "loading, or failed", headers=RETRY_AFTER),
                 },
             }
         },
@@ -160,12 +161,12 @@ def _paths() -> dict[str, Any]:
                     "200": {
                         "description": "the answer",
                         "content": {
-                            "application/json": {"schema": _ref(schema.PromptAnswer)},
+                            "application/json": {"schema": _ref(response_schema.PromptAnswer)},
                             "text/event-stream": {"schema": PROMPT_EVENT},
                             "text/plain": {"schema": {"type": "string"}},
                         },
                     },
-                    **_errors(schema.DetailError, "400", "403", "414", "500", "503", "504"),
+                    **_errors(response_schema.DetailError, "400", "403", "414", "500", "503", "504"),
                 },
             }
         },
@@ -174,13 +175,13 @@ def _paths() -> dict[str, Any]:
                 "summary": "OpenAI-compatible chat completion, optionally streamed and web-augmented",
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref(schema.ChatCompletionRequest)}},
+                    "content": {"application/json": {"schema": _ref(request_schema.ChatCompletionRequest)}},
                 },
                 "responses": {
                     "200": {
                         "description": "the completion, or with stream: true its chunks as Server-Sent Events",
                         "content": {
-                            "application/json": {"schema": _ref(schema.ChatCompletion)},
+                            "application/json": {"schema": _ref(response_schema.ChatCompletion)},
                             "text/event-stream": {"schema": CHAT_EVENT},
                         },
                     },
@@ -192,8 +193,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "The loaded model, in OpenAI's list shape",
                 "responses": {
-                    "200": _json(schema.ModelList, "the list"),
-                    **_errors(schema.OpenAIError, "500", "503"),
+                    "200": _json(response_schema.ModelList, "the list"),
+                    **_errors(response_schema.OpenAIError, "500", "503"),
                 },
             }
         },

@@ -1,0 +1,159 @@
+"""The response bodies, declared once as pydantic models: /v1 (chat.completion, its stream's
+chunks, the model list, errors), /prompt, /health and the errors elsewhere.
+
+The answers are built from these models (see `openai_format.py`), and GET /openapi.json is
+generated from the same models (see `openapi.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Response):
+    """A numbered web source; `text` is exactly what the prompt held for it, and the answer cites it as [n]."""
+
+    n: int = Field(ge=1)
+    title: str
+    url: str
+    text: str
+
+
+class Usage(_Response):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(_Response):
+    role: Literal["assistant"]
+    content: str
+    refusal: None
+
+
+FinishReason = Literal["stop", "length"]
+
+
+class Choice(_Response):
+    index: int
+    message: AssistantMessage
+    logprobs: None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(_Response):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    sources: SkipJsonSchema[None] | list[Source] = Field(None, description="ozfig's extra, with web_search")
+
+
+class Delta(_Response):
+    role: SkipJsonSchema[None] | Literal["assistant"] = None
+    content: SkipJsonSchema[None] | str = None
+
+
+class ChunkChoice(_Response):
+    index: int
+    delta: Delta
+    logprobs: None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(_Response):
+    """One `data:` event of a stream; the stream ends with `data: [DONE]`. With
+    stream_options.include_usage every chunk has `usage: null` and a last chunk has
+    `choices: []` and the usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    sources: SkipJsonSchema[None] | list[Source] = Field(None, description="first chunk, with web_search")
+
+
+class ModelCard(_Response):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(_Response):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class OpenAIErrorDetail(_Response):
+    message: str
+    type: str = Field(examples=["invalid_request_error", "server_error"])
+    param: str | None = Field(description="the field at fault, e.g. messages[0].role")
+    code: str = Field(examples=["invalid_value", "invalid_json", "model_loading"])
+
+
+class OpenAIError(_Response):
+    """Errors under /v1/."""
+
+    error: OpenAIErrorDetail
+
+
+class DetailError(_Response):
+    """Errors everywhere else."""
+
+    detail: str
+    code: str
+
+
+class PromptUsage(_Response):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class PromptAnswer(_Response):
+    message: str
+    sources: list[Source]
+    usage: PromptUsage
+
+
+class PromptToken(_Response):
+    """The data of a /prompt `token` event."""
+
+    text: str
+
+
+class PromptDone(PromptAnswer):
+    """The data of a /prompt `done` event."""
+
+    finish_reason: FinishReason
+
+
+class Hint(_Response):
+    message: str
+
+
+class Health(_Response):
+    status: Literal["ok"]
+    model: str
+    ctx: int
+    gpu: bool
+    gpu_layers: int
+    slots: int
+    busy_slots: int
+    queue_depth: int
+
+
+class HealthProblem(_Response):
+    status: Literal["loading", "failed"]
+    error: SkipJsonSchema[None] | str = Field(None, description="why it failed")
