@@ -27,7 +27,7 @@ from typing import Any
 from .errors import InputError, UnsupportedError
 from .read import TensorInfo, TensorStore, read_json
 
-log = logging.getLogger("ozfig.convert.adapter")
+log = logging.getLogger(__name__)
 
 PREFIX = "base_model.model."
 _LORA = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.[A-Za-z0-9_-]+)?\.weight$")

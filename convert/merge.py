@@ -27,7 +27,7 @@ from .errors import ShapeMismatchError, UnsupportedError
 from .llama import GGUF_PROJECTIONS, SKIPPED_SUFFIXES, LlamaParams, gguf_name, permute_heads, qk_row_order
 from .read import F32Array, TensorInfo, TensorStore
 
-log = logging.getLogger("ozfig.convert.merge")
+log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 64 * 1024 * 1024  # float32 bytes per block of rows
 

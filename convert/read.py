@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from .errors import InputError, UnsupportedError
 
-log = logging.getLogger("ozfig.convert.read")
+log = logging.getLogger(__name__)
 
 F32Array = npt.NDArray[np.float32]
 

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("ozfig.drain")
+log = logging.getLogger(__name__)
 
 # after the deadline: how long the ended answers get to send their last bytes
 FLUSH_SECONDS = 5.0

@@ -26,7 +26,7 @@ from .api.gate import request_id_of
 from .api.http_errors import answer_for_ozfig_error, error_body
 from .drain import Drain
 
-log = logging.getLogger("ozfig.server")
+log = logging.getLogger(__name__)
 
 DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # the modules of uvicorn's HTTP protocols that answer past the concurrency limit

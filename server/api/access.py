@@ -23,7 +23,7 @@ from ozfig.errors import SettingsError
 
 from ..settings import Settings
 
-log = logging.getLogger("ozfig.access")
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]", "localhost.localdomain")
 

@@ -38,7 +38,7 @@ from ..logs import request_id
 from .access import HostCheck, KeyCheck, split_list
 from .http_errors import answer_for_ozfig_error, error_body
 
-log = logging.getLogger("ozfig.http")
+log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from ozfig.errors import InvalidFieldError, OzfigError, ServiceUnavailableError
 
-log = logging.getLogger("ozfig.http")
+log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "invalid_request"}
 

@@ -38,7 +38,7 @@ from .http_errors import stream_error
 from .openai_format import Completion, model_list
 from .sse import SSE_DONE, SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
 
-log = logging.getLogger("ozfig.openai")
+log = logging.getLogger(__name__)
 
 
 def model_id(settings: Settings) -> str:

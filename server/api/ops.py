@@ -21,7 +21,7 @@ from . import admin
 from .access import HostCheck, KeyCheck, startup_warnings
 from .gate import Gate
 
-log = logging.getLogger("ozfig.access")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from ozfig.options import add_options, from_sources
+from server.api import gate
 from server.api.access import HostCheck, KeyCheck, startup_warnings
 from server.app import create_app
 from server.logs import JsonFormatter, RequestIdFilter, request_id
@@ -193,7 +194,7 @@ def test_request_id_on_every_response() -> None:
 
 def test_log_lines_carry_the_request_id(caplog) -> None:
     caplog.handler.addFilter(RequestIdFilter())
-    with caplog.at_level(logging.INFO, logger="ozfig"), app_client() as c:
+    with caplog.at_level(logging.INFO, logger=gate.__name__), app_client() as c:
         c.get("/nope", headers={"X-Request-Id": "trace-me-7"})
     lines = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-me-7"]
     assert any("/nope 404" in r.getMessage() for r in lines)
