@@ -17,6 +17,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from ozfig.aio import within
+
 log = logging.getLogger(__name__)
 
 # after the deadline: how long the ended answers get to send their last bytes
@@ -71,7 +73,7 @@ class Drain:
                 return False
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 1.0))
+                await within(self._changed.wait(), min(left, 1.0))
         return True
 
     async def _run(self) -> None:

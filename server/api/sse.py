@@ -22,6 +22,8 @@ from collections.abc import AsyncGenerator, Callable
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ozfig.aio import within
+
 log = logging.getLogger(__name__)
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -99,7 +101,7 @@ class StreamedAnswer(Response):
     async def _send(self, send: Send, chunk: str, more: bool = True) -> None:
         message = {"type": "http.response.body", "body": chunk.encode("utf-8"), "more_body": more}
         try:
-            await asyncio.wait_for(send(message), self.send_timeout)
+            await within(send(message), self.send_timeout)
         except OSError as exc:  # servers on ASGI spec 2.4 report a gone client this way
             raise ClientDisconnected() from exc
         except asyncio.TimeoutError:
@@ -108,7 +110,7 @@ class StreamedAnswer(Response):
     async def _pump(self, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         try:
-            await asyncio.wait_for(send(start), self.send_timeout)
+            await within(send(start), self.send_timeout)
         except asyncio.TimeoutError:
             raise ClientDisconnected(f"the client read nothing for {self.send_timeout:g} s") from None
         pending: asyncio.Task[str | None] | None = None

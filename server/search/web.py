@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
+from ozfig.aio import within
+
 from .backend import USER_AGENT, NoSearch, SearchBackend
 from .cache import TTLCache, normalized_query
 from .duckduckgo import DuckDuckGo
@@ -137,9 +139,7 @@ class WebSearch:
         started = asyncio.get_running_loop().time()
         remaining = deadline - started
         try:
-            hits = await asyncio.wait_for(
-                self.backend.search(self.session, query, remaining), remaining + 0.2
-            )
+            hits = await within(self.backend.search(self.session, query, remaining), remaining + 0.2)
         except Exception as exc:  # whatever went wrong on the web side, the answer goes on without it
             self.failures += 1
             reason = describe(exc)

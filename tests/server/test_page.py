@@ -8,6 +8,7 @@ check that markdown is rendered, [n] is linked to its source, and nothing execut
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -99,7 +100,10 @@ def page_server(model_path, fake_ddg_server) -> Iterator[tuple[str, Runtime]]:
 
 
 @pytest.mark.browser
-def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_server, ddg, tmp_path) -> None:
+def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(
+    page_server, ddg, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
     executable = chromium_executable()
     if executable is None:
         pytest.skip(
@@ -156,7 +160,17 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
             # stop: the server cancels the generation at once
             before = cancelled(runtime)
             page.click("#stop")
-            wait_until(lambda: cancelled(runtime) == before + 1, 10, "Stop did not cancel the generation")
+            try:
+                wait_until(lambda: cancelled(runtime) == before + 1, 10, "Stop did not cancel the generation")
+            except AssertionError as failure:  # say where it stuck: the page, the socket or the engine
+                state = answer.get_attribute("data-state")
+                seen = [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
+                slots = [(s.job.cancelled, s.generated) for s in runtime.engine.scheduler.slots if s]
+                finished = runtime.engine.stats.requests_finished
+                raise AssertionError(
+                    f"{failure}: page {state}, finished {finished} (before {before}), slots {slots}, gate {gate.allowed}, "
+                    f"health {health(base)}, log {seen}"
+                ) from None
             wait_until(lambda: health(base)["busy_slots"] == 0, 10, "the slot stayed busy after Stop")
             page.wait_for_selector(".msg.assistant[data-state=stopped]", timeout=10_000)
             stopped_text = text_of(answer)
@@ -179,7 +193,13 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(page_ser
             assert turn["messages"][1]["content"] == stopped_raw
             assert ddg.queries == ["what is rust"]
             page.click("#stop")
-            wait_until(lambda: cancelled(runtime) == before + 2, 10, "the second Stop did not cancel")
+            wait_until(
+                lambda: cancelled(runtime) == before + 2,
+                10,
+                lambda: (
+                    f"the second Stop did not cancel: {runtime.engine.stats.requests_finished} (before {before})"
+                ),
+            )
             page.screenshot(path=str(tmp_path / "chat-two-turns.png"), full_page=True)
         finally:
             browser.close()

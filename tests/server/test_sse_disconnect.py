@@ -45,11 +45,11 @@ def health(base: str) -> dict:
         return {}
 
 
-def wait_until(check: Callable[[], bool], timeout: float, message: str) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, message: str | Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(message)
+            raise AssertionError(message if isinstance(message, str) else message())
         time.sleep(0.05)
 
 
