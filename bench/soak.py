@@ -42,9 +42,10 @@ def main() -> None:
     seen = asyncio.run(traffic(engine, prompts, args.requests, rng))
     wall = time.perf_counter() - start
     after = anon_rss_kib()
-    memory = lc.llama_get_memory(engine.scheduler.ctx)
+    memory = lc.llama_get_memory(engine.scheduler.runner.ctx)
     kv_consistent = all(
-        lc.llama_memory_seq_pos_max(memory, s) == len(engine.scheduler.cache.tokens[s]) - 1 for s in range(4)
+        lc.llama_memory_seq_pos_max(memory, s) == len(engine.scheduler.runner.cache.tokens[s]) - 1
+        for s in range(4)
     )
     stats = engine.stats
     print(

@@ -62,10 +62,10 @@ def test_random_cancellations_leave_nothing_behind(model_path) -> None:
         stats = engine.stats
         assert engine.scheduler.free_slots == 4
         assert stats.busy_slots == 0 and stats.queue_depth == 0
-        memory = lc.llama_get_memory(engine.scheduler.ctx)
+        memory = lc.llama_get_memory(engine.scheduler.runner.ctx)
         # the KV cells left are exactly the prefixes kept for reuse, nothing else
         for s in range(4):
-            kept = engine.scheduler.cache.tokens[s]
+            kept = engine.scheduler.runner.cache.tokens[s]
             assert lc.llama_memory_seq_pos_max(memory, s) == len(kept) - 1
             assert lc.llama_memory_seq_pos_min(memory, s) == (0 if kept else -1)
         assert stats.requests_finished["cancelled"] > 15

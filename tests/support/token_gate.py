@@ -1,6 +1,6 @@
 """Hold a live engine's decoding so a test, not the machine's speed, decides how far an answer gets.
 
-`TokenGate(engine).installed()` wraps the scheduler's sampling step: each step waits until the
+`TokenGate(engine).installed()` wraps the engine runner's sampling step: each step waits until the
 test has allowed another one (`allow`), or until every answer in it has been cancelled; and
 end-of-generation tokens do not end answers. An answer thus cannot end on its own while a test
 is about to press Stop, however fast the model, slow the browser or short the model's reply.
@@ -18,10 +18,10 @@ from ozfig.engine.engine import Engine
 
 class TokenGate:
     def __init__(self, engine: Engine) -> None:
-        self.scheduler: Any = engine.scheduler
+        self.runner: Any = engine.scheduler.runner
         self.allowed = 0
         self.cond = threading.Condition()
-        self._sample = self.scheduler._sample
+        self._sample = self.runner._sample
 
     def _gated_sample(self, active: list[Any]) -> None:
         with self.cond:
@@ -38,12 +38,12 @@ class TokenGate:
 
     @contextmanager
     def installed(self) -> Iterator[TokenGate]:
-        model = self.scheduler.model
-        self.scheduler._sample = self._gated_sample
+        model = self.runner.model
+        self.runner._sample = self._gated_sample
         model.is_eog = lambda token: False
         try:
             yield self
         finally:
             del model.is_eog
-            self.scheduler._sample = self._sample
+            self.runner._sample = self._sample
             self.allow(1_000_000)
