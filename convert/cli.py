@@ -39,7 +39,8 @@ def run_convert(opts: ConvertOptions) -> int:
     from ozfig.cli import setup_logging
 
     from .output import human
-    from .pipeline import Reporter, convert
+    from .pipeline import convert
+    from .report import Reporter
 
     setup_logging(opts.log_level)
     report = Reporter(progress=opts.progress, say=lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -25,7 +25,8 @@ import numpy.typing as npt
 from .adapter import Adapter, LoraModule
 from .errors import ShapeMismatchError, UnsupportedError
 from .llama import GGUF_PROJECTIONS, SKIPPED_SUFFIXES, LlamaParams, gguf_name, permute_heads, qk_row_order
-from .read import F32Array, TensorInfo, TensorStore
+from .read import TensorStore
+from .safetensors_file import F32Array, TensorInfo
 
 log = logging.getLogger(__name__)
 

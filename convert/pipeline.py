@@ -8,75 +8,26 @@ been written, quantized and verified.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from .adapter import Adapter, open_adapter
-from .errors import ConvertError, ShapeMismatchError, UnsupportedError
+from .adapter_pairs import adapter_pairs
+from .errors import ConvertError, UnsupportedError
 from .hub import ADAPTER_FILES, BASE_FILES, TOKENIZER_FILES, is_hub_id, resolve
-from .llama import LlamaParams, gguf_name, params_from_config, permute_heads
+from .llama import params_from_config
 from .merge import plan_tensors, vocab_rows
 from .options import ConvertOptions
 from .output import SafeOutput, human, sigterm_as_interrupt
 from .quantize import QUANT_TYPES, quantize
 from .read import BaseCheckpoint, TensorStore, checkpoint_files, read_json
+from .report import Reporter, Result
 from .tokenizer import has_chat_files, has_tokenizer, load_vocab
 from .verify import verify_adapter, verify_model
-from .write import FLOAT_TYPES, AdapterTensorPair, ModelMeta, Q, model_tensors, write_adapter, write_model
-
-log = logging.getLogger(__name__)
+from .write import FLOAT_TYPES, ModelMeta, Q, model_tensors, write_adapter, write_model
 
 OUT_TYPES = (*QUANT_TYPES, *FLOAT_TYPES)
 ADAPTER_OUT_TYPES = tuple(FLOAT_TYPES)
-
-
-@dataclass
-class Result:
-    path: Path
-    size: int
-    kind: str
-    quant: str
-    tensors: int
-    seconds: float
-    facts: list[str] = field(default_factory=list)
-
-
-class Reporter:
-    """Where progress and facts go; the CLI prints them, tests may collect them."""
-
-    def __init__(self, progress: bool = True, say: Callable[[str], None] | None = None) -> None:
-        self.progress = progress
-        self._say = say
-
-    def say(self, msg: str) -> None:
-        if self._say is None:
-            log.info("%s", msg)
-        else:
-            self._say(msg)
-
-    def warn(self, msg: str) -> None:
-        if self._say is None:
-            log.warning("%s", msg)
-        else:
-            self._say(f"warning: {msg}")
-
-    def bar(self, total: int, desc: str, unit: str) -> Any:
-        from tqdm import tqdm
-
-        return tqdm(
-            total=total,
-            desc=desc,
-            unit=unit,
-            unit_scale=unit == "B",
-            disable=True if not self.progress else None,  # None: only on a terminal
-            leave=False,
-        )
 
 
 def _display_name(opts: ConvertOptions, base_dir: Path, adapter_dir: Path | None) -> str:
@@ -193,89 +144,6 @@ def _convert_model(opts: ConvertOptions, quant: str, output: SafeOutput, report:
     return Result(output.dest, size, "model", quant, len(planned), 0.0, facts)
 
 
-def _adapter_pairs(
-    adapter: Adapter, params: LlamaParams, base_tensors: TensorStore | None
-) -> list[AdapterTensorPair]:
-    dora = [m.module for m in adapter.modules if m.dora]
-    if dora:
-        raise UnsupportedError(
-            f"the adapter is DoRA (magnitude vectors on {len(dora)} module(s), first: {dora[0]}): llama.cpp applies "
-            "only plain LoRA at load time, so it cannot be an adapter GGUF. Convert without --adapter-only to "
-            "merge it."
-        )
-    replaced = sorted(set(adapter.whole) - set(adapter.saved_base))
-    if replaced:
-        raise UnsupportedError(
-            f"the adapter replaces whole tensors ({', '.join(replaced[:3])}: modules_to_save or resized "
-            "embeddings), which llama.cpp's LoRA GGUF cannot carry. Convert without --adapter-only to merge them."
-        )
-    _check_saved_base_layers(adapter, params, base_tensors)
-    want = {
-        **params.projection_shapes(),
-        "embed_tokens": (params.vocab_size, params.n_embd),
-        "lm_head": (params.vocab_size, params.n_embd),
-    }
-    pairs: list[AdapterTensorPair] = []
-    unknown: list[str] = []
-    bad: list[str] = []
-    for m in adapter.modules:
-        hf = m.base_tensor
-        name = gguf_name(hf, params.n_layer)
-        if name is None:
-            unknown.append(m.module)
-            continue
-        if hf == "lm_head.weight" and params.tie_embeddings:
-            raise UnsupportedError(
-                "the adapter trains lm_head, which this base ties to the embeddings: llama.cpp's LoRA GGUF cannot "
-                "apply it. Convert without --adapter-only to merge it."
-            )
-        expected = want.get(m.module.rsplit(".", 1)[-1])
-        if base_tensors is not None and hf in base_tensors:
-            expected = tuple(base_tensors.info(hf).shape)  # type: ignore[assignment]
-        if expected is not None and tuple(m.delta_shape) != tuple(expected):
-            bad.append(f"{m.module}: adapter {m.delta_shape}, base {tuple(expected)}")
-        pairs.append(AdapterTensorPair(name, m, permute_heads(hf, params)))
-    if unknown:
-        raise UnsupportedError(
-            f"the adapter targets {len(unknown)} module(s) llama has no place for (first: {', '.join(unknown[:3])}): "
-            "it was made for another architecture."
-        )
-    if bad:
-        raise ShapeMismatchError(
-            f"the adapter does not fit this base model: {len(bad)} tensor(s) differ in shape (first: "
-            f"{'; '.join(bad[:3])})."
-        )
-    return pairs
-
-
-def _check_saved_base_layers(adapter: Adapter, params: LlamaParams, base_tensors: TensorStore | None) -> None:
-    """The embedding layers PEFT saved beside the LoRA must be the base's own: the adapter GGUF cannot carry them.
-
-    PEFT saves them whenever embed_tokens or lm_head is adapted; they differ from the base
-    only when the fine-tune resized the vocabulary (more rows), which needs a merged model.
-    """
-    for name, info in sorted(adapter.saved_base.items()):
-        base_shape = (params.vocab_size, params.n_embd)
-        if base_tensors is not None and name in base_tensors:
-            base_shape = tuple(base_tensors.info(name).shape)  # type: ignore[assignment]
-        same = tuple(info.shape) == base_shape
-        if same and base_tensors is not None and name in base_tensors:
-            step = max(1, (64 << 20) // max(1, 4 * base_shape[1]))
-            for start in range(0, base_shape[0], step):
-                rows = slice(start, min(base_shape[0], start + step))
-                if not np.array_equal(
-                    adapter.tensors.rows_f32(info.name, rows), base_tensors.rows_f32(name, rows)
-                ):
-                    same = False
-                    break
-        if not same:
-            raise UnsupportedError(
-                f"the adapter carries its own {name} ({info.shape[0]} rows; the base has {base_shape[0]}): the "
-                "fine-tune resized the vocabulary or changed the embeddings, which llama.cpp's LoRA GGUF cannot "
-                "carry. Convert without --adapter-only to merge them."
-            )
-
-
 def _convert_adapter(opts: ConvertOptions, quant: str, output: SafeOutput, report: Reporter) -> Result:
     base_dir = resolve(opts.base, "base model", ["config.json"], opts.revision)
     config = read_json(base_dir / "config.json")
@@ -287,7 +155,7 @@ def _convert_adapter(opts: ConvertOptions, quant: str, output: SafeOutput, repor
         base_tensors = TensorStore(checkpoint_files(base_dir))
     except ConvertError:  # the base's weights are optional here: its config is enough
         base_tensors = None
-    pairs = _adapter_pairs(adapter, params, base_tensors)
+    pairs = adapter_pairs(adapter, params, base_tensors)
     qtype = FLOAT_TYPES[quant]
     size = sum((p.module.a.numel + p.module.b.numel) * (4 if qtype == Q.F32 else 2) for p in pairs)
     output.check_space(size + (16 << 20))

@@ -26,7 +26,8 @@ import numpy.typing as npt
 from .adapter import LoraModule
 from .llama import ARCH_NAME, LlamaParams, llama3_rope_factors
 from .merge import TensorJob
-from .read import F32Array, TensorStore
+from .read import TensorStore
+from .safetensors_file import F32Array
 from .tokenizer import Vocab
 
 log = logging.getLogger(__name__)

@@ -348,7 +348,9 @@ def test_a_non_finite_alpha_pattern_is_refused(tiny: Tiny) -> None:
 
 def test_temporary_files_cannot_be_planted_in_advance(tiny: Tiny, tmp_path: Path) -> None:
     """The old names (`.NAME.f32.ozfig-partial-PID`) could be guessed: a link planted there was written through."""
-    from convert.pipeline import ConvertOptions, Reporter, convert
+    from convert.options import ConvertOptions
+    from convert.pipeline import convert
+    from convert.report import Reporter
 
     out = tmp_path / "model.gguf"
     victim = tmp_path / "victim.txt"
