@@ -3,19 +3,23 @@
 A backend turns a query into hits: `await backend.search(session, query, timeout)` -> `[Hit]`
 within `timeout` seconds, or SearchFailed.
 An endpoint that answers 202, 403 or 429, or with a challenge page, rests for the cooldown:
-no request is sent to it until then.
+no request is sent to it until then. `fetch_body` is that sequence for every endpoint: the
+cooldown check, the request, the statuses, the capped body.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import aiohttp
 
+from .body import read_capped
 from .errors import SearchFailed
 from .hits import Hit
 
@@ -57,6 +61,37 @@ class Cooldown:
         self.until = self.clock() + self.seconds
         log.warning("%s %s: no requests to it for %.0f s", self.name, reason, self.seconds)
         return SearchFailed(f"{self.name} {reason}", cooldown=True)
+
+
+async def fetch_body(
+    rest: Cooldown,
+    send: Callable[[], AbstractAsyncContextManager[aiohttp.ClientResponse]],
+    *,
+    what: str,
+    max_bytes: int,
+    backoff: Mapping[int, str] | None = None,
+) -> tuple[bytes, str | None]:
+    """The body (capped at `max_bytes`) and charset of an endpoint's 200 answer to `send()`.
+
+    SearchFailed while `rest` is resting; when the endpoint asks to back off (HTTP 202, 403 or
+    429: it rests, for the reason `backoff` gives for the status, else "answered HTTP <status>");
+    and for any other status but 200 ("<what>: HTTP <status>").
+    """
+    rest.check()
+    async with send() as resp:
+        if resp.status in BACKOFF_STATUSES:
+            raise rest.rest((backoff or {}).get(resp.status, f"answered HTTP {resp.status}"))
+        if resp.status != 200:
+            raise SearchFailed(f"{what}: HTTP {resp.status}")
+        return await read_capped(resp, max_bytes, truncate=False), resp.charset
+
+
+def json_body(body: bytes, what: str) -> Any:
+    """A UTF-8 JSON body; SearchFailed ("<what> is not JSON") otherwise."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SearchFailed(f"{what} is not JSON ({exc})") from None
 
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")

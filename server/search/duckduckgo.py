@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import re
 from typing import Any
@@ -22,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import lxml.html
 
-from .backend import BACKOFF_STATUSES, Cooldown, clean
-from .body import decode, read_capped
+from .backend import Cooldown, clean, fetch_body, json_body
+from .body import decode
 from .errors import PageFailed, SearchFailed
 from .hits import Hit
 
@@ -176,7 +175,6 @@ class DuckDuckGo:
         return unique
 
     async def _instant(self, session: aiohttp.ClientSession, query: str) -> list[Hit]:
-        self.api_rest.check()
         params = {
             "q": query,
             "format": "json",
@@ -185,26 +183,22 @@ class DuckDuckGo:
             "skip_disambig": "1",
             "t": "ozfig",
         }
-        async with session.get(self.api_url, params=params) as resp:
-            if resp.status in BACKOFF_STATUSES:
-                raise self.api_rest.rest(f"answered HTTP {resp.status}")
-            if resp.status != 200:
-                raise SearchFailed(f"Instant Answer API: HTTP {resp.status}")
-            body = await read_capped(resp, self.max_bytes, truncate=False)
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SearchFailed(f"the Instant Answer is not JSON ({exc})") from None
-        return instant_answer_hits(data)
+        body, _ = await fetch_body(
+            self.api_rest,
+            lambda: session.get(self.api_url, params=params),
+            what="Instant Answer API",
+            max_bytes=self.max_bytes,
+        )
+        return instant_answer_hits(json_body(body, "the Instant Answer"))
 
     async def _html(self, session: aiohttp.ClientSession, query: str) -> list[Hit]:
-        self.html_rest.check()
-        async with session.post(self.html_url, data={"q": query, "b": ""}) as resp:
-            if resp.status in BACKOFF_STATUSES:
-                raise self.html_rest.rest(f"answered HTTP {resp.status}")
-            if resp.status != 200:
-                raise SearchFailed(f"results page: HTTP {resp.status}")
-            html = decode(await read_capped(resp, self.max_bytes, truncate=False), resp.charset)
+        body, charset = await fetch_body(
+            self.html_rest,
+            lambda: session.post(self.html_url, data={"q": query, "b": ""}),
+            what="results page",
+            max_bytes=self.max_bytes,
+        )
+        html = decode(body, charset)
         try:
             return html_results(html)
         except SearchFailed as exc:

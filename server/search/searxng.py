@@ -6,15 +6,17 @@ settings.yml; that is said in the log, and the backend rests for the cooldown.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aiohttp
 
-from .backend import BACKOFF_STATUSES, Cooldown, clean
-from .body import read_capped
+from .backend import Cooldown, clean, fetch_body, json_body
 from .errors import SearchFailed
 from .hits import Hit
+
+_JSON_REFUSED = (
+    "refused format=json (HTTP 403): add `json` to `search: formats:` in the instance's settings.yml"
+)
 
 
 def searxng_hits(data: Any) -> list[Hit]:
@@ -41,21 +43,12 @@ class SearXNG:
         self.rest = Cooldown(f"SearXNG at {base_url}", cooldown)
 
     async def search(self, session: aiohttp.ClientSession, query: str, timeout: float) -> list[Hit]:
-        self.rest.check()
         limit = aiohttp.ClientTimeout(total=timeout)
-        async with session.get(self.url, params={"q": query, "format": "json"}, timeout=limit) as resp:
-            if resp.status == 403:
-                raise self.rest.rest(
-                    "refused format=json (HTTP 403): add `json` to `search: formats:` in the instance's "
-                    "settings.yml"
-                )
-            if resp.status in BACKOFF_STATUSES:
-                raise self.rest.rest(f"answered HTTP {resp.status}")
-            if resp.status != 200:
-                raise SearchFailed(f"SearXNG: HTTP {resp.status}")
-            body = await read_capped(resp, self.max_bytes, truncate=False)
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SearchFailed(f"the SearXNG answer is not JSON ({exc})") from None
-        return searxng_hits(data)
+        body, _ = await fetch_body(
+            self.rest,
+            lambda: session.get(self.url, params={"q": query, "format": "json"}, timeout=limit),
+            what="SearXNG",
+            max_bytes=self.max_bytes,
+            backoff={403: _JSON_REFUSED},
+        )
+        return searxng_hits(json_body(body, "the SearXNG answer"))
