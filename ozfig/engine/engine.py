@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..llama.model import LlamaModel
 from .jobs import EngineStats, Finished, Job
+from .runner import Runner
 from .sampling import SamplingParams
 from .scheduler import Scheduler
 
@@ -121,15 +122,15 @@ class Engine:
         """`on_failure(reason)` is called on the engine thread if it dies."""
         self.model = model
         self.config = config
-        self.scheduler = Scheduler(
+        runner = Runner(
             model,
             n_slots=config.slots,
             n_ctx=config.ctx,
             n_batch=config.batch,
             threads=config.threads,
-            max_waiting=config.max_waiting,
             prompt_cache=config.prompt_cache,
         )
+        self.scheduler = Scheduler(runner, max_waiting=config.max_waiting)
         self.scheduler.on_failure = on_failure
         self.refusing: str | None = None  # set by `abort`: new requests get DrainingError
         self.scheduler.start()

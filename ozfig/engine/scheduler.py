@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..llama.model import LlamaModel
 from .jobs import EngineStats, Finished, FinishReason, Job, Slot
 from .runner import Runner
 
@@ -29,20 +28,9 @@ class Scheduler:
     """Owns the engine thread and, through its runner, the context; call `start`, then `submit` from any
     thread; `close` to end."""
 
-    def __init__(
-        self,
-        model: LlamaModel,
-        *,
-        n_slots: int,
-        n_ctx: int,
-        n_batch: int,
-        threads: int,
-        max_waiting: int,
-        prompt_cache: bool = True,
-    ) -> None:
-        self.runner = Runner(
-            model, n_slots=n_slots, n_ctx=n_ctx, n_batch=n_batch, threads=threads, prompt_cache=prompt_cache
-        )
+    def __init__(self, runner: Runner, *, max_waiting: int) -> None:
+        """Take over `runner` (its context is freed by `close`); at most `max_waiting` jobs wait for a slot."""
+        self.runner = runner
         self.stats: EngineStats = self.runner.stats
         self.max_waiting = max_waiting
         self.waiting: collections.deque[Job] = collections.deque()

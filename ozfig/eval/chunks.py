@@ -60,6 +60,19 @@ def plan_chunks(n_tokens: int, ctx: int, chunks: int | None = None, batch: int =
     return ChunkPlan(ctx=ctx, n_chunk=n_chunk, n_seq=n_seq, n_batch=n_batch)
 
 
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How a text is cut and decoded, as llama.cpp's -c, --chunks, -b and -t say."""
+
+    ctx: int = 2048  # tokens per chunk
+    chunks: int | None = None  # evaluate at most this many chunks (None: all)
+    batch: int = 2048  # tokens per decode: batch/ctx chunks are decoded together
+    threads: int = 0  # CPU threads (0: one per core)
+
+    def plan(self, n_tokens: int) -> ChunkPlan:
+        return plan_chunks(n_tokens, self.ctx, self.chunks, self.batch)
+
+
 def chunk_input(tokens: Sequence[int], index: int, ctx: int, bos: int | None) -> list[int]:
     """The tokens decoded for chunk `index`: BOS (when the model adds one) in place of its first token."""
     chunk = list(tokens[index * ctx : (index + 1) * ctx])

@@ -7,11 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ozfig.options import add_options, from_sources
 
-from .options import AnswersOptions, Common, KldOptions, PerplexityOptions
+from .options import AnswersOptions, Chunking, Common, KldOptions, PerplexityOptions
+
+if TYPE_CHECKING:
+    from .chunks import ChunkSettings
 
 
 def _add(
@@ -93,6 +96,12 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _chunk_settings(args: Chunking) -> ChunkSettings:
+    from .chunks import ChunkSettings
+
+    return ChunkSettings(ctx=args.ctx, chunks=args.chunks, batch=args.batch, threads=args.threads)
+
+
 # --- perplexity -------------------------------------------------------------------------
 
 
@@ -122,16 +131,7 @@ def run_perplexity(args: PerplexityOptions) -> int:
                 bar.set_postfix(ppl=f"{ppl:.4f}")
                 _say(args, f"[{done}]{ppl:.4f}")
 
-            result = perplexity(
-                model,
-                text,
-                ctx=args.ctx,
-                chunks=args.chunks,
-                batch=args.batch,
-                threads=args.threads,
-                on_plan=on_plan,
-                on_chunk=on_chunk,
-            )
+            result = perplexity(model, text, _chunk_settings(args), on_plan=on_plan, on_chunk=on_chunk)
     finally:
         model.close()
     if args.json:
@@ -193,17 +193,8 @@ def run_kld(args: KldOptions) -> int:
                     bar.set_postfix(kld=f"{kld:.5f}", same_top=f"{100 * same_top:.2f}%")
                     _say(args, f"[{done}] KLD {kld:.6f}  same top {100 * same_top:.3f}%")
 
-                result = kl_divergence(
-                    base,
-                    model,
-                    text,
-                    ctx=args.ctx,
-                    chunks=args.chunks,
-                    batch=args.batch,
-                    threads=args.threads,
-                    on_plan=on_plan,
-                    on_chunk=on_chunk,
-                )
+                settings = _chunk_settings(args)
+                result = kl_divergence(base, model, text, settings, on_plan=on_plan, on_chunk=on_chunk)
         finally:
             model.close()
     finally:

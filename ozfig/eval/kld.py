@@ -21,12 +21,12 @@ from ozfig.llama.model import LlamaModel
 
 from .chunks import (
     ChunkPlan,
+    ChunkSettings,
     chunk_input,
     chunk_targets,
     covariance,
     groups,
     mean_and_uncertainty,
-    plan_chunks,
 )
 from .errors import ModelMismatchError
 from .logits import ROW_BLOCK, LlamaChunkLogits, LogitsSource, log_softmax64
@@ -166,20 +166,18 @@ def kl_divergence(
     base: LlamaModel,
     model: LlamaModel,
     text: str,
+    settings: ChunkSettings,
     *,
-    ctx: int = 2048,
-    chunks: int | None = None,
-    batch: int = 2048,
-    threads: int = 0,
     on_plan: Callable[[ChunkPlan, int], None] | None = None,
     on_chunk: KldCallback | None = None,
 ) -> KldResult:
     tokens = text_tokens(base, text)
     check_same_vocabulary(base, model, tokens, text)
-    plan = plan_chunks(len(tokens), ctx, chunks, batch)
+    plan = settings.plan(len(tokens))
     if on_plan is not None:
         on_plan(plan, len(tokens))
     started = time.perf_counter()
+    threads = settings.threads
     with LlamaChunkLogits(base, plan, threads) as b, LlamaChunkLogits(model, plan, threads) as m:
         compared = compare_chunks(b, m, tokens, plan, bos_for(base), on_chunk)
     return KldResult(

@@ -11,7 +11,7 @@ import llama_cpp as lc
 
 from ozfig.llama.model import LlamaModel
 
-from .chunks import ChunkPlan, NllStats, chunk_input, chunk_targets, groups, plan_chunks
+from .chunks import ChunkPlan, ChunkSettings, NllStats, chunk_input, chunk_targets, groups
 from .errors import EvalError
 from .logits import LlamaChunkLogits, LogitsSource, token_nll
 
@@ -85,11 +85,8 @@ def score_chunks(
 def perplexity(
     model: LlamaModel,
     text: str,
+    settings: ChunkSettings,
     *,
-    ctx: int = 2048,
-    chunks: int | None = None,
-    batch: int = 2048,
-    threads: int = 0,
     on_plan: Callable[[ChunkPlan, int], None] | None = None,
     on_chunk: ChunkCallback | None = None,
 ) -> PerplexityResult:
@@ -98,7 +95,7 @@ def perplexity(
             f"{model.path} adds an EOS token when tokenizing; llama-perplexity refuses such models"
         )
     tokens = text_tokens(model, text)
-    plan = plan_chunks(len(tokens), ctx, chunks, batch)
+    plan = settings.plan(len(tokens))
     log.info(
         "perplexity over %d chunks of %d tokens (%d tokens in the text), %d per decode",
         plan.n_chunk,
@@ -109,7 +106,7 @@ def perplexity(
     if on_plan is not None:
         on_plan(plan, len(tokens))
     started = time.perf_counter()
-    with LlamaChunkLogits(model, plan, threads) as source:
+    with LlamaChunkLogits(model, plan, settings.threads) as source:
         stats = score_chunks(source, tokens, plan, bos_for(model), on_chunk)
     return PerplexityResult(
         ppl=stats.ppl,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ozfig.eval.chunks import ChunkSettings
 from ozfig.eval.data import read_text
 from ozfig.eval.kld import compare_rows, kl_divergence
 from ozfig.eval.perplexity import perplexity
@@ -52,10 +53,9 @@ def test_another_quantization_is_small_and_positive(
     q8_0 = LlamaModel(str(q8_0_path), gpu_layers=0)
     try:
         seen: list[tuple[int, float, float]] = []
-        result = kl_divergence(
-            model, q8_0, text, ctx=CTX, chunks=3, batch=3 * CTX, threads=2, on_chunk=lambda *a: seen.append(a)
-        )
-        ppl_q8_0 = perplexity(q8_0, text, ctx=CTX, chunks=3, batch=3 * CTX, threads=2).ppl
+        settings = ChunkSettings(ctx=CTX, chunks=3, batch=3 * CTX, threads=2)
+        result = kl_divergence(model, q8_0, text, settings, on_chunk=lambda *a: seen.append(a))
+        ppl_q8_0 = perplexity(q8_0, text, settings).ppl
     finally:
         q8_0.close()
     s = result.summary()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ozfig.eval.chunks import ChunkSettings
 from ozfig.eval.data import read_text
 from ozfig.eval.perplexity import perplexity
 from ozfig.llama.model import LlamaModel
@@ -90,7 +91,7 @@ def test_equals_numpy_over_all_logits(
 ) -> None:
     ppl, error = ppl_and_error(flat(reference[:chunks]))
     running = [ppl_and_error(flat(reference[: i + 1]))[0] for i in range(chunks)]
-    result = perplexity(model, text, ctx=CTX, chunks=chunks, batch=batch, threads=2)
+    result = perplexity(model, text, ChunkSettings(ctx=CTX, chunks=chunks, batch=batch, threads=2))
     assert result.n_chunk == chunks
     assert result.scored_tokens == chunks * (CTX // 2 - 1)
     assert result.ppl == pytest.approx(ppl, rel=1e-5)
@@ -107,14 +108,14 @@ def test_bos_replaces_the_first_token_of_each_chunk(
     try:
         assert with_bos.add_bos and not model.add_bos
         ppl, error = ppl_and_error(flat(reference_nll(with_bos, text, ctx, 2)))
-        result = perplexity(with_bos, text, ctx=ctx, chunks=2, batch=2 * ctx, threads=2)
+        result = perplexity(with_bos, text, ChunkSettings(ctx=ctx, chunks=2, batch=2 * ctx, threads=2))
     finally:
         with_bos.close()
     assert result.n_tokens == len(model.tokenize(text)) + 1  # the text got a BOS once, in front
     assert result.ppl == pytest.approx(ppl, rel=1e-5)
     assert result.ppl_error == pytest.approx(error, rel=1e-4)
     # the BOS shifts every chunk by one token: a different number than without it
-    plain = perplexity(model, text, ctx=ctx, chunks=2, batch=2 * ctx, threads=2)
+    plain = perplexity(model, text, ChunkSettings(ctx=ctx, chunks=2, batch=2 * ctx, threads=2))
     assert abs(plain.ppl - result.ppl) > 1e-3
 
 
