@@ -15,7 +15,7 @@ import urllib.parse
 
 from tests.support.cluster import Cluster, Load
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
-from tests.support.test_model import test_model_path
+from tests.support.model_file import fetch_test_model
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     try:
         for n in args.replicas:
             replica_args = [
-                "--model", str(test_model_path()), "--search-url", fake.url, "--ctx", "1024",
+                "--model", str(fetch_test_model()), "--search-url", fake.url, "--ctx", "1024",
                 "--max-tokens", str(args.max_tokens), "--slots", str(args.slots), "--threads", str(args.threads),
                 "--temperature", "0",
             ]  # fmt: skip

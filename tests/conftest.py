@@ -15,7 +15,7 @@ from server.settings import Settings
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
 from tests.support.fake_searxng import FakeSearXNG
 from tests.support.fake_web import FakeWeb
-from tests.support.test_model import test_model_path
+from tests.support.model_file import fetch_test_model
 
 
 # fixtures that give a test a model to load: a test using any of them (directly or through
@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    return test_model_path()
+    return fetch_test_model()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-model=$(python -c 'from tests.support.test_model import test_model_path; print(test_model_path())')
+model=$(python -c 'from tests.support.model_file import fetch_test_model; print(fetch_test_model())')
 port=$(python -c 'from tests.support.processes import free_port; print(free_port())')
 
 python -u -m tests.support.fake_duckduckgo >"$work/ddg.out" 2>"$work/ddg.err" &

@@ -29,7 +29,7 @@ from tests.conftest import make_settings, wait_ready
 from tests.support import tiny_checkpoint as tc
 from tests.support.chat_templates import BY_NAME, reference_render
 from tests.support.llama3_tokenizer import BOS, N_TOKENS, llama3_tokenizer_path
-from tests.support.test_model import cache_dir
+from tests.support.model_file import cache_dir
 
 pytestmark = pytest.mark.model
 LLAMA31 = BY_NAME["llama-3.1-instruct"]

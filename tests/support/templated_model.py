@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.test_model import cache_dir
+from tests.support.model_file import cache_dir
 
 
 def with_chat_template(model: Path, template: Path) -> Path:

