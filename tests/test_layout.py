@@ -81,6 +81,18 @@ def test_the_check_sees_lazy_and_relative_imports() -> None:
     assert part_of("numpy") is None
 
 
+MAX_LINES = 300  # the project's rule: small modules with one job each
+
+
+def test_no_source_module_is_over_300_lines() -> None:
+    long = {}
+    for path in source_files():
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > MAX_LINES:
+            long[path.relative_to(ROOT).as_posix()] = n
+    assert source_files() and not long, f"over {MAX_LINES} lines (split by job): {long}"
+
+
 @pytest.mark.slow
 def test_wheel_installs_exactly_ozfig_server_convert(tmp_path: Path) -> None:
     """Build the wheel from a copy of the tree (no compile: setuptools only) and list its top level."""
