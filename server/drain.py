@@ -1,8 +1,10 @@
 """Draining: stop taking work, let running answers finish, then exit 0.
 
 On SIGTERM (or `POST /admin/drain`) the server starts draining: `/health` answers 503
-`draining` so load balancers take it out of rotation, new requests get 503 + `Retry-After`,
-and the requests already running go on. When they have all ended, or after
+`draining` so load balancers take it out of rotation. For the first `--drain-grace` seconds
+new requests are still served (a balancer sends some until its checks have seen the 503:
+refusing them would count on its retries); after that they get 503 + `Retry-After`, and the
+requests already running go on. When they have all ended, or after
 `--drain-timeout` seconds, whatever still runs is ended with a 503 (a JSON answer, or an
 SSE `error` event on a stream), and the server is asked to exit (`on_exit`).
 
@@ -26,8 +28,9 @@ FLUSH_SECONDS = 5.0
 
 
 class Drain:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, grace: float = 0.0) -> None:
         self.timeout = timeout
+        self.grace = grace
         self.draining = False
         self.in_flight = 0
         self.started_at: float | None = None
@@ -48,6 +51,13 @@ class Drain:
 
     # --- draining ----------------------------------------------------------------------------
 
+    @property
+    def refusing(self) -> bool:
+        """Whether new requests are refused: draining, and the grace is over."""
+        return (
+            self.draining and self.started_at is not None and time.monotonic() - self.started_at >= self.grace
+        )
+
     def start(self, why: str) -> bool:
         """Begin draining (on the event loop's thread); False when it had already begun."""
         if self.draining:
@@ -56,9 +66,9 @@ class Drain:
         self.started_at = time.monotonic()
         self._changed = asyncio.Event()
         log.warning(
-            "draining (%s): refusing new requests, %d running get up to %gs to finish",
+            "draining (%s): /health says so; new requests %s, then running ones get up to %gs to finish",
             why,
-            self.in_flight,
+            f"served {self.grace:g}s more" if self.grace > 0 else "refused",
             self.timeout,
         )
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ozfig-drain")
@@ -78,6 +88,9 @@ class Drain:
 
     async def _run(self) -> None:
         try:
+            if self.grace > 0:
+                await asyncio.sleep(self.grace)
+                log.info("drain grace over: refusing new requests; %d running", self.in_flight)
             if await self._wait_idle(self.timeout):
                 log.info("drained: no request was running")
             else:

@@ -210,9 +210,17 @@ class Settings(Options):
     drain_timeout: float = option(
         30.0,
         "On SIGTERM or POST /admin/drain: seconds running answers get to finish before they are ended "
-        "with a 503 (new requests get 503 at once).",
+        "with a 503 (new requests get 503 once --drain-grace is over).",
         minimum=0.0,
         maximum=86_400.0,
+    )
+    drain_grace: float = option(
+        0.0,
+        "On SIGTERM or POST /admin/drain: seconds new requests are still served while /health already "
+        "answers 503, so a load balancer takes the replica out of rotation before it refuses anything "
+        "(set it above the balancer's check interval x fall; deploy/ sets 5).",
+        minimum=0.0,
+        maximum=3_600.0,
     )
     log_format: str = option(
         "text", "Log lines as text or as one JSON object each.", choices=("text", "json")

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from ozfig.engine.engine import Engine
 from ozfig.errors import (
@@ -39,6 +40,16 @@ async def wait_for_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def json_answer(request: Request, work: Awaitable[dict[str, object]]) -> Response:
+    """The one way a whole (non-streamed) answer is sent, for /prompt and /v1 alike: `work`'s body
+    as JSON, or 499 (nginx's "client closed request", for the access log) when the client left
+    first, its generation cancelled. Streams go through `sse.StreamedAnswer`."""
+    try:
+        return JSONResponse(await unless_disconnected(request, work))
+    except ClientGone:
+        return Response(status_code=499)
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

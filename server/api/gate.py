@@ -8,7 +8,7 @@ In order, for each request:
 4. CORS, when `--cors-origins` is set: preflights answered here, allowed origins echoed;
 5. the API key, when keys are set, except on `/` and `/static/` (the chat page), the probes and a
    public `/metrics` (401);
-6. while draining, a 503 `draining` with `Retry-After` for anything new;
+6. while draining (after `--drain-grace`), a 503 `draining` with `Retry-After` for anything new;
 7. requests that pass are counted in flight (the drain waits for them) and logged when done.
 Every refusal is JSON in the documented error shape (`http_errors.error_body`).
 """
@@ -140,7 +140,7 @@ class Gate:
                 UnauthorizedError(f"{reason}: send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"),
                 {"WWW-Authenticate": "Bearer"},
             )
-        if self.drain.draining and path not in NOT_IN_FLIGHT:
+        if self.drain.refusing and path not in NOT_IN_FLIGHT:
             return self.refuse(
                 path, DrainingError("the server is shutting down; retry on another replica", retry_after=2)
             )

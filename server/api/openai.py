@@ -27,12 +27,11 @@ from ..settings import Settings
 from .chat_prompt import build_chat_prompt, search_query
 from .chat_request import ChatRequest, parse_chat_request
 from .common import (
-    ClientGone,
     check_capacity,
     check_input_chars,
+    json_answer,
     read_json_body,
     runtime_of,
-    unless_disconnected,
 )
 from .http_errors import stream_error
 from .openai_format import Completion, model_list
@@ -130,10 +129,7 @@ async def chat_completions(request: Request) -> Response:
             content, result.reason, result.prompt_tokens, result.completion_tokens, job.sources(built)
         )
 
-    try:
-        return JSONResponse(await unless_disconnected(request, answer()))
-    except ClientGone:
-        return Response(status_code=499)
+    return await json_answer(request, answer())
 
 
 async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Response:

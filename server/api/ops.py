@@ -34,7 +34,7 @@ class Operations:
 
     @classmethod
     def from_settings(cls, settings: Settings, runtime: Runtime) -> Operations:
-        drain = Drain(settings.drain_timeout)
+        drain = Drain(settings.drain_timeout, settings.drain_grace)
         metrics = Metrics(lambda: runtime.engine, lambda: drain.draining, lambda: drain.in_flight)
         keys, hosts = KeyCheck.from_settings(settings), HostCheck.from_settings(settings)
         for warning in startup_warnings(settings, keys, hosts):

@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 from typing import Literal
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ozfig.engine.engine import GenerationRequest
 from ozfig.engine.sampling import SamplingParams
@@ -25,12 +25,11 @@ from ..prompt import BuiltPrompt, build_ozfig_prompt
 from ..runtime import Runtime
 from ..search import Passage
 from .common import (
-    ClientGone,
     check_capacity,
     check_query,
     check_same_site,
+    json_answer,
     runtime_of,
-    unless_disconnected,
 )
 from .http_errors import stream_error
 from .sse import SSE_HEARTBEAT, SSE_MEDIA_TYPE, StreamedAnswer, sse_event
@@ -113,10 +112,7 @@ async def prompt(request: Request) -> Response:
             },
         }
 
-    try:
-        return JSONResponse(await unless_disconnected(request, answer()))
-    except ClientGone:
-        return Response(status_code=499)
+    return await json_answer(request, answer())
 
 
 def streamed(request: Request, job: PromptJob, form: Form) -> Response:

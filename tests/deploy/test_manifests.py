@@ -105,3 +105,14 @@ def test_haproxy_config_is_valid_and_matches_the_slots() -> None:
     assert re.search(rf"(?m)^    default-server .*\bmaxconn {slots}\b", cfg)
     assert f"server-template ozfig- {compose['services']['ozfig']['scale']} " in cfg
     assert "balance leastconn" in cfg and "retry-on" in cfg and "option redispatch" in cfg
+
+
+def test_compose_replicas_drain_after_haproxy_has_taken_them_out() -> None:
+    service = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())["services"]["ozfig"]
+    env = service["environment"]
+    cfg = (COMPOSE / "haproxy.cfg").read_text()
+    match = re.search(r"(?m)^    default-server .*\binter (\d+)s\b.*\bfall (\d+)", cfg)
+    assert match
+    grace, timeout = float(env["OZFIG_DRAIN_GRACE"]), float(env["OZFIG_DRAIN_TIMEOUT"])
+    assert grace > int(match.group(1)) * int(match.group(2))  # out of rotation before it refuses
+    assert float(service["stop_grace_period"].rstrip("s")) >= grace + timeout + 5  # + the flush

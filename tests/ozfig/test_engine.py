@@ -111,21 +111,23 @@ def test_identical_prompts_decoded_together_give_identical_answers(model, format
 def test_cancel_frees_the_slot_within_a_step(model, formatter) -> None:
     engine = make_engine(model, slots=1)
 
-    async def scenario() -> float:
+    async def scenario() -> int:
         gen = engine.submit(GenerationRequest(ask(formatter, "Write a long story."), 400, GREEDY))
         async for _ in gen:
             break
-        start = time.monotonic()
+        slot = next(s for s in engine.scheduler.runner.slots if s is not None)
+        at_cancel = slot.generated
         gen.cancel()
         engine.scheduler.wake()
         async for _ in gen:
             pass
-        assert gen.result.reason == "cancelled"
-        return time.monotonic() - start
+        assert gen.result is not None and gen.result.reason == "cancelled"
+        return gen.result.completion_tokens - at_cancel
 
     try:
-        elapsed = asyncio.run(scenario())
-        assert elapsed < 1.0
+        # counted in decode steps, not seconds (a loaded machine makes every step slow): the step
+        # running when cancel() came may finish, and then the answer ends
+        assert asyncio.run(scenario()) <= 1
         assert engine.scheduler.free_slots == 1
     finally:
         engine.close()
@@ -140,11 +142,12 @@ def test_leaving_the_block_early_cancels(model, formatter) -> None:
         ) as gen:
             async for _ in gen:
                 break
-        for _ in range(100):
-            if engine.scheduler.free_slots == 1:
-                return
+        deadline = time.monotonic() + 60  # generous: the assertion is on the tokens, below
+        while engine.scheduler.free_slots != 1:
+            assert time.monotonic() < deadline, "slot not freed"
             await asyncio.sleep(0.02)
-        raise AssertionError("slot not freed")
+        finished = engine.stats.requests_finished
+        assert finished["cancelled"] == 1 and finished["length"] == 0, finished
 
     try:
         asyncio.run(scenario())

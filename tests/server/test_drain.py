@@ -138,6 +138,25 @@ def test_past_the_drain_timeout_streams_end_with_an_error_event_and_json_with_50
     assert "Traceback" not in output and " 500 " not in output
 
 
+def test_during_the_drain_grace_new_requests_are_served_while_health_says_draining(args) -> None:
+    """Behind a load balancer: it stops sending once /health is 503; what it sent until then is served."""
+    server = Served(*args, "--search-timeout", "5", "--drain-grace", "3", "--drain-timeout", "30")
+    started = time.monotonic()
+    urllib.request.urlopen(urllib.request.Request(server.base + "/admin/drain", method="POST"), timeout=10)
+    assert get_json(server.base + "/health") == (503, {"status": "draining"})
+    lines: list[str] = []  # its search waits 5 s: it runs past the grace and keeps the server up
+    reader = server.stream("/prompt/still%20served?stream=true", "in-grace", lines)
+    server.wait_in_flight(1)
+    time.sleep(max(0.0, 3.3 - (time.monotonic() - started)))
+    status, body = get_json(server.base + "/prompt/too%20late", timeout=10)
+    assert status == 503 and body["code"] == "draining"
+    reader.join(60)
+    assert [name for name, _ in events(lines)][-1] == "done", lines
+    code, output = server.finish()
+    assert code == 0, output[-3000:]
+    assert "drain grace over" in output
+
+
 def test_admin_drain_from_loopback_and_exit_zero(args) -> None:
     server = Served(*args, "--search-timeout", "1")
     r = urllib.request.urlopen(

@@ -5,6 +5,8 @@ what happened to a generation after its client went away.
 """
 
 import json
+import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from server.runtime import Runtime
 from server.settings import Settings
 from tests.conftest import make_settings
 from tests.support.processes import free_port
+from tests.support.token_gate import TokenGate
 
 
 @contextmanager
@@ -111,3 +114,29 @@ def test_leaving_during_the_web_search_cancels_it_before_any_generation(live, dd
     time.sleep(runtime.settings.search_timeout + 1.0)  # an uncancelled search would have given up by now
     assert runtime.engine.stats.requests_total == submitted
     assert ddg.queries == ["leave early"]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "GET /prompt/leaving%20early HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: {length}\r\n\r\n{body}",
+    ],
+    ids=["prompt", "v1"],
+)
+def test_leaving_before_a_json_answer_cancels_it_and_logs_499(live, ddg, caplog, request_text) -> None:
+    base, runtime = live
+    assert runtime.engine is not None
+    caplog.set_level(logging.INFO)
+    before = cancelled(runtime)
+    body = json.dumps({"messages": [{"role": "user", "content": "Write a long story."}]})
+    raw = request_text.format(length=len(body), body=body).encode()
+    # the engine decodes nothing until the client has gone: the answer cannot end first
+    with TokenGate(runtime.engine).installed():
+        sock = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        sock.sendall(raw)
+        wait_until(lambda: health(base)["busy_slots"] == 1, 30, "the answer did not start")
+        sock.close()
+        wait_until(lambda: cancelled(runtime) == before + 1, 10, "the generation was not cancelled")
+    wait_until(lambda: any(" 499 " in r.getMessage() for r in caplog.records), 10, "no 499 in the access log")
