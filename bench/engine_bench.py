@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
 from ozfig.engine.sampling import SamplingParams
+from ozfig.llama.backend import cpu_has_amx
 from ozfig.llama.model import LlamaModel
 
 
@@ -38,6 +39,17 @@ def load_baseline(path: str):  # type: ignore[no-untyped-def]
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    if cpu_has_amx():
+        # llama.cpp's AMX weight buffers crash on these CPUs (ozfig.llama.model loads without
+        # them): the baseline loads the same way, or it segfaults and nothing is compared
+        default_params = llama_cpp.llama_model_default_params
+
+        def without_extra_buffers():  # type: ignore[no-untyped-def]
+            params = default_params()
+            params.use_extra_bufts = False
+            return params
+
+        mod.lc.llama_model_default_params = without_extra_buffers
     return mod
 
 
