@@ -28,21 +28,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = from_sources(Settings, args)  # a bad setting is refused before the slow imports below
-    import uvicorn
-
+    # what can be refused at once is refused before the slow imports (the app, aiohttp, uvicorn)
+    settings = from_sources(Settings, args)
     from ozfig.llama.model import check_gguf_file
 
-    from .app import create_app
     from .logs import configure as configure_logging
     from .model_source import check_local_model, parse_hub_reference
-    from .runtime import Runtime
-    from .serving import DrainingServer, json_refusals
 
     configure_logging(settings.log_level, settings.log_format)
     if parse_hub_reference(settings.model) is None:
         check_local_model(settings.model)  # fail at once, before binding the port
         check_gguf_file(settings.model)
+
+    import uvicorn
+
+    from .app import create_app
+    from .runtime import Runtime
+    from .serving import DrainingServer, json_refusals
+
     runtime = Runtime.from_settings(settings)
     app = create_app(settings, runtime)
     config = uvicorn.Config(
