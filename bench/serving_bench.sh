@@ -59,8 +59,12 @@ stop $pid
 
 # 3. llama.cpp's llama-server with 8 slots
 if [ -x "$llama_server" ]; then
+  # on CPUs with AMX, llama.cpp's repacked weight buffers crash; ozfig loads without them there,
+  # and so does llama-server here (--no-repack), so both run the same kernels
+  repack=()
+  grep -q " amx_tile" /proc/cpuinfo 2>/dev/null && repack=(--no-repack)
   "$llama_server" -m "$model" -np "$slots" -c $((1024 * slots)) -t "$threads" --host 127.0.0.1 --port $port \
-    >/tmp/bench-llama-server.log 2>&1 &
+    "${repack[@]}" >/tmp/bench-llama-server.log 2>&1 &
   pid=$!
   wait_up "http://127.0.0.1:$port/health" && suite llama-server-np$slots
   stop $pid
