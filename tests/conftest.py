@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from ozfig.llama.model import LlamaModel
 from server.app import create_app
+from server.prompt import ChatFormatter
 from server.settings import Settings
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
 from tests.support.fake_searxng import FakeSearXNG
@@ -32,6 +34,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     return fetch_test_model()
+
+
+@pytest.fixture(scope="module")
+def model(model_path: Path) -> Iterator[LlamaModel]:
+    """The test model loaded with llama.cpp, one per test module (a module may override it)."""
+    m = LlamaModel(str(model_path))
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def formatter(model: LlamaModel) -> ChatFormatter:
+    """The chat formatter of `model`'s own template."""
+    return ChatFormatter(model)
 
 
 @pytest.fixture(scope="session")

@@ -8,22 +8,8 @@ import pytest
 from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import OverloadedError, PromptTooLongError
-from ozfig.llama.model import LlamaModel
-from server.prompt import ChatFormatter
 
 GREEDY = SamplingParams(temperature=0.0)
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    m = LlamaModel(str(model_path))
-    yield m
-    m.close()
-
-
-@pytest.fixture(scope="module")
-def formatter(model):
-    return ChatFormatter(model)
 
 
 def make_engine(model, **kw) -> Engine:
