@@ -19,10 +19,11 @@ import llama_cpp  # noqa: F401  (before numpy)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.chat_format import ChatFormatter
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
-from server.prompt import ChatFormatter
 
 SUBJECTS = [
     "cats",
@@ -62,7 +63,7 @@ def main() -> None:
     greedy = SamplingParams(temperature=0.0)
 
     async def pieces(tokens: list[int]) -> list[str]:
-        async with engine.generate(GenerationRequest(tokens, args.tokens, greedy)) as gen:
+        async with engine.generate(Job(tokens, args.tokens, greedy)) as gen:
             return [p async for p in gen]
 
     async def alone() -> list[list[str]]:

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.backend import cpu_has_amx
 from ozfig.llama.model import LlamaModel
@@ -59,7 +60,7 @@ async def engine_run(engine: Engine, n_vocab: int, B: int, prompt: int, steps: i
     sampling = SamplingParams(temperature=0.0, ignore_eos=True)
 
     async def one(tokens: list[int]) -> None:
-        async with engine.generate(GenerationRequest(tokens, steps, sampling)) as gen:
+        async with engine.generate(Job(tokens, steps, sampling)) as gen:
             async for _ in gen:
                 pass
         assert gen.result is not None and gen.result.completion_tokens == steps, gen.result

@@ -14,15 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-import llama_cpp as lc
+import ozfig.llama.backend  # noqa: F401  (imports llama_cpp before numpy)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.test_engine_soak import anon_rss_kib, traffic
 
+from ozfig.chat_format import ChatFormatter
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.llama.model import LlamaModel
-from server.prompt import ChatFormatter
 
 
 def main() -> None:
@@ -42,9 +42,8 @@ def main() -> None:
     seen = asyncio.run(traffic(engine, prompts, args.requests, rng))
     wall = time.perf_counter() - start
     after = anon_rss_kib()
-    memory = lc.llama_get_memory(engine.scheduler.runner.ctx)
     kv_consistent = all(
-        lc.llama_memory_seq_pos_max(memory, s) == len(engine.scheduler.runner.cache.tokens[s]) - 1
+        engine.runner.ctx.seq_pos_max(s) == len(engine.runner.cache.tokens[s]) - 1
         for s in range(4)
     )
     stats = engine.stats

@@ -31,7 +31,6 @@ _STORED: dict[str, tuple[type[np.generic], int]] = {
     "F16": (np.float16, 2),
     "F32": (np.float32, 4),
 }
-FLOAT_DTYPES = frozenset(_STORED)
 _MAX_HEADER = 100 * 1024 * 1024
 
 

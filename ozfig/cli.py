@@ -7,7 +7,7 @@ short paragraph, without a traceback.
 
 # llama_cpp must be imported before numpy (or anything importing it): on the GPU machine's
 # image, the other order made model loading crash inside llama.cpp.
-import llama_cpp  # noqa: F401, I001  (import order matters, see above)
+import ozfig.llama.backend  # noqa: F401, I001  (imports llama_cpp: the order matters, see above)
 
 import argparse
 import logging

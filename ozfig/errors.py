@@ -211,3 +211,9 @@ class EngineError(OzfigError):
 
     status = 500
     code = "engine_failed"
+
+
+class GrammarError(RequestError):
+    """llama.cpp could not parse a grammar (from a JSON schema, a tool list, or sent as such)."""
+
+    code = "invalid_grammar"

@@ -87,11 +87,19 @@ class EngineCollector(Collector):
         yield counter(
             "ozfig_prompt_tokens_reused",
             "Prompt tokens whose KV cache was reused from an earlier request (--prompt-cache).",
-            stats.prompt_tokens_cached_total if stats else 0,
+            stats.prompt_tokens_reused_total if stats else 0,
         )
         yield counter(
             "ozfig_generation_tokens", "Tokens generated.", stats.completion_tokens_total if stats else 0
         )
+        finished = CounterMetricFamily(
+            "ozfig_requests_finished",
+            "Requests the engine ended, by reason: stop, length, cancelled, timeout, error, aborted (drain).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(dict(stats.requests_finished).items() if stats else []):
+            finished.add_metric([reason], count)
+        yield finished
 
 
 class Metrics:
@@ -104,12 +112,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         r.register(EngineCollector(engine, draining, in_flight))
-        self.finished = Counter(
-            "ozfig_requests_finished",
-            "Requests the engine ended, by reason: stop, length, cancelled, timeout, error, aborted (drain).",
-            ["reason"],
-            registry=r,
-        )
         self.cancelled = Counter(
             "ozfig_requests_cancelled", "Requests whose client went away before the answer ended.", registry=r
         )
@@ -162,7 +164,6 @@ class Metrics:
 
     def observe_finished(self, done: Finished) -> None:
         """Called for every request the engine ends (on the engine thread)."""
-        self.finished.labels(done.reason).inc()
         if done.reason == "cancelled":
             self.cancelled.inc()
         if done.queued_seconds is not None:

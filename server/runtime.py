@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ozfig.chat_format import ChatFormatter
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import EngineStoppedError, ModelLoadError, ModelLoadingError, OzfigError, StartupError
 from ozfig.llama.backend import gpu_offload_supported
@@ -152,7 +153,7 @@ class Runtime:
     @staticmethod
     async def _warm_up(engine: Engine, formatter: ChatFormatter) -> None:
         tokens = formatter.tokens([{"role": "user", "content": "Hello"}])
-        request = GenerationRequest(tokens, 1, SamplingParams(temperature=0.0))
+        request = Job(tokens, 1, SamplingParams(temperature=0.0))
         async with engine.generate(request) as gen:
             await gen.text()
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from ozfig.llama.model import LlamaModel
 from server.app import create_app
-from server.prompt import ChatFormatter
+from ozfig.chat_format import ChatFormatter
 from server.settings import Settings
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
 from tests.support.fake_searxng import FakeSearXNG

@@ -72,6 +72,21 @@ def test_parts_import_only_the_core_and_themselves() -> None:
     assert not wrong, "\n".join(sorted(set(wrong)))
 
 
+def test_only_the_binding_imports_llama_cpp() -> None:
+    """ozfig/llama/ is the one llama.cpp binding: no other module of ozfig, server or convert imports it."""
+    wrong = []
+    for path in source_files():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("ozfig/llama/"):
+            continue
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        names = imported_modules(path.read_text(encoding="utf-8"), package)
+        if any(n == "llama_cpp" or n.startswith("llama_cpp.") for n in names):
+            wrong.append(rel)
+    assert not wrong, f"import llama_cpp outside ozfig/llama/: {wrong}"
+    assert "llama_cpp" in imported_modules((ROOT / "ozfig/llama/context.py").read_text(), "ozfig.llama")
+
+
 def test_the_check_sees_lazy_and_relative_imports() -> None:
     source = "def f():\n    from server.settings import Settings\n    from ..engine import stops\n"
     assert imported_modules(source, "ozfig.eval") >= {"server.settings", "ozfig.engine", "ozfig.engine.stops"}

@@ -23,9 +23,8 @@ from ..errors import (
     RequestError,
 )
 from ..llama.model import LlamaModel
-from .jobs import EngineStats, Finished, Job
+from .jobs import EngineStats, Finished, Job, Outbox
 from .runner import Runner
-from .sampling import SamplingParams
 from .scheduler import Scheduler
 
 
@@ -59,25 +58,29 @@ class EngineConfig:
     prompt_cache: bool = True
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    prompt: list[int]
-    max_tokens: int
-    sampling: SamplingParams
+def _receive_all(items: Outbox) -> None:
+    """In a job's loop: each job's new events to its `Generation`."""
+    for job, events in items:
+        job.deliver(events)
+
+
+def _post(items: Outbox) -> None:
+    """On the engine thread: one step's events to their loops, one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, Outbox] = {}
+    for item in items:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, loop_items in by_loop.items():
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_receive_all, loop_items)
 
 
 class Generation:
     """One answer being generated: iterate for text pieces; `result` once it has ended."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, job: Job) -> None:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self.job: Job | None = None
+        self.job = job
         self.result: Finished | None = None
-
-    def _deliver(self, events: list[object]) -> None:
-        """Called on the engine thread."""
-        self._loop.call_soon_threadsafe(self._receive, events)
 
     def _receive(self, events: list[object]) -> None:
         for event in events:
@@ -111,7 +114,7 @@ class Generation:
         return self.result is not None
 
     def cancel(self) -> None:
-        if self.job is not None and self.result is None:
+        if self.result is None:
             self.job.cancelled = True
 
 
@@ -130,6 +133,8 @@ class Engine:
             threads=config.threads,
             prompt_cache=config.prompt_cache,
         )
+        runner.post = _post
+        self.runner = runner
         self.scheduler = Scheduler(runner, max_waiting=config.max_waiting)
         self.scheduler.on_failure = on_failure
         self.refusing: str | None = None  # set by `abort`: new requests get DrainingError
@@ -148,11 +153,11 @@ class Engine:
 
     @property
     def stats(self) -> EngineStats:
-        return self.scheduler.stats
+        return self.runner.stats
 
     def observe(self, on_finished: Callable[[Finished], None]) -> None:
         """Have `on_finished` told of every request that ends (on the engine thread)."""
-        self.scheduler.on_finished = on_finished
+        self.runner.on_finished = on_finished
 
     def heartbeat_age(self) -> float:
         """Seconds since the engine loop last turned (at least once a second while alive)."""
@@ -171,22 +176,18 @@ class Engine:
         """The max_tokens that fits beside the prompt, or PromptTooLongError."""
         return min(max_tokens, check_prompt_fits(prompt_tokens, self.config.ctx))
 
-    def submit(self, request: GenerationRequest) -> Generation:
+    def submit(self, job: Job) -> Generation:
+        """Queue `job` (a new one: the engine fills in its delivery, deadline and timings)."""
         if self.refusing is not None:
             raise DrainingError(self.refusing, retry_after=2)
-        if not request.prompt:
+        if not job.prompt:
             raise RequestError("the prompt is empty")
-        max_tokens = self.check_fits(len(request.prompt), request.max_tokens)
-        loop = asyncio.get_running_loop()
-        gen = Generation(loop)
-        job = Job(
-            prompt=list(request.prompt),
-            max_tokens=max_tokens,
-            sampling=request.sampling,
-            deliver=gen._deliver,
-            deadline=time.monotonic() + self.config.request_timeout,
-        )
-        gen.job = job
+        job.max_tokens = self.check_fits(len(job.prompt), job.max_tokens)
+        gen = Generation(job)
+        job.loop = asyncio.get_running_loop()
+        job.deliver = gen._receive
+        job.submitted = time.monotonic()
+        job.deadline = job.submitted + self.config.request_timeout
         self.check_running()
         if not self.scheduler.submit(job):
             self.check_running()
@@ -197,9 +198,9 @@ class Engine:
         return gen
 
     @contextlib.asynccontextmanager
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Generation]:
+    async def generate(self, job: Job) -> AsyncIterator[Generation]:
         """Submit; on leaving the block early (error, client gone) the answer is cancelled."""
-        gen = self.submit(request)
+        gen = self.submit(job)
         try:
             yield gen
         finally:

@@ -1,5 +1,5 @@
-"""What the scheduler and the asyncio side exchange (a job, its end, the engine's counters), and
-the scheduler's state of a job being decoded."""
+"""The engine's job (what a caller asks for, and the scheduler's record of it), its end, the
+engine's counters, and the state of a job being decoded in one sequence (`Slot`)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,37 @@ import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-import llama_cpp as lc
-
+from ..llama.sampler import SamplerChain
 from .sampling import SamplingParams, build_sampler
 from .stops import StopMatcher
 
-# aborted: ended by `Engine.abort` (a drain past its timeout)
+# Why an answer ended. stop: an end-of-generation token or a stop string; length: max_tokens or
+# the context; cancelled: the client left; timeout: past the request deadline; error: llama.cpp
+# failed on it; failed: the engine thread died; aborted: ended by `Engine.abort` (a drain past
+# its timeout)
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error", "failed", "aborted"]
+
+
+def _no_delivery(events: list[object]) -> None:
+    raise RuntimeError("the job was not submitted through Engine.submit")
+
+
+# what a step hands over to the asyncio side: each job with its new events (text pieces, a Finished)
+Outbox = list[tuple["Job", list[object]]]
 
 
 @dataclass
 class Job:
-    """One request as the scheduler sees it. The asyncio side reads, never writes, but `cancelled`."""
+    """One generation: the caller sets the first three fields; `Engine.submit` the delivery and
+    deadline; the engine thread the rest. The asyncio side writes only `cancelled`."""
 
     prompt: list[int]
     max_tokens: int
     sampling: SamplingParams
-    deliver: Callable[[list[object]], None]  # called on the engine thread with this step's events
+    deliver: Callable[[list[object]], None] = _no_delivery  # called in `loop` with new events
+    loop: Any = None  # the asyncio loop of the caller (the runner posts to it once per step)
     deadline: float | None = None
     cancelled: bool = False
     submitted: float = field(default_factory=time.monotonic)
@@ -46,11 +58,12 @@ class Finished:
     queued_seconds: float | None = None  # submission to a slot (None: never got one)
     total_seconds: float | None = None  # submission to the end
     token_gaps: tuple[float, ...] = ()
+    cached_tokens: int = 0  # prompt tokens whose KV was reused, not computed
 
 
 @dataclass
 class EngineStats:
-    """Counters the engine thread updates and anyone may read."""
+    """Counters the engine thread updates and anyone may read (`/metrics`, `/health`)."""
 
     slots: int = 0
     busy_slots: int = 0
@@ -61,22 +74,8 @@ class EngineStats:
     requests_total: int = 0
     requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
     prompt_tokens_total: int = 0
-    prompt_tokens_cached_total: int = 0  # prompt tokens whose KV was reused from an earlier request
+    prompt_tokens_reused_total: int = 0  # prompt tokens whose KV was reused from an earlier request
     completion_tokens_total: int = 0
-    decode_steps_total: int = 0
-    decode_seconds_total: float = 0.0
-    ttft_seconds: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
-    recent_tokens: collections.deque[tuple[float, int]] = field(
-        default_factory=lambda: collections.deque(maxlen=256)
-    )
-
-    def tokens_per_second(self, window: float = 10.0) -> float:
-        now = time.monotonic()
-        recent = [(t, n) for t, n in list(self.recent_tokens) if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        span = max(now - recent[0][0], 1e-6)
-        return sum(n for _, n in recent) / span
 
 
 @dataclass
@@ -85,14 +84,15 @@ class Slot:
 
     seq: int
     job: Job
-    sampler: lc.llama_sampler_p
+    sampler: SamplerChain
     stop: StopMatcher
     decoder: codecs.IncrementalDecoder
     fed: int = 0  # prompt tokens already in the KV cache
     pos: int = 0  # next position of this sequence
     last: int = -1  # last sampled token, fed at the next step
     generated: int = 0
-    batch_index: int = -1  # where this slot's logits are in the current batch
+    cached: int = 0  # prompt tokens reused from the KV cache
+    row: int = -1  # this slot's logits row in the current batch
 
     @classmethod
     def for_job(cls, seq: int, job: Job, n_vocab: int) -> Slot:

@@ -1,6 +1,6 @@
 """Sampling settings of one request and the llama.cpp sampler chain built from them.
 
-Sampling runs inside llama.cpp (`llama_sampler_sample` reads the logits where they are):
+Sampling runs inside llama.cpp (`SamplerChain.sample` reads the logits where they are):
 no logits are copied into Python per token.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-import llama_cpp as lc
+from ..llama.sampler import SamplerChain
 
 
 @dataclass(frozen=True)
@@ -27,37 +27,27 @@ class SamplingParams:
     ignore_eos: bool = False  # keep generating past end-of-generation tokens (benchmarks)
 
 
-def build_sampler(params: SamplingParams, n_vocab: int) -> lc.llama_sampler_p:
-    """A new sampler chain for one sequence; free it with `lc.llama_sampler_free`."""
-    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+def build_sampler(params: SamplingParams, n_vocab: int) -> SamplerChain:
+    """A new sampler chain for one sequence; the caller closes it."""
+    chain = SamplerChain()
     if params.temperature <= 0.0:
         add_penalties(chain, params, n_vocab)
-        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
-        return chain
+        return chain.greedy()
     if params.top_k > 0:
-        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(params.top_k))
+        chain.top_k(params.top_k)
     add_penalties(chain, params, n_vocab)
     if params.top_p < 1.0:
-        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(params.top_p, 1))
+        chain.top_p(params.top_p)
     if params.min_p > 0.0:
-        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_min_p(params.min_p, 1))
-    lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(params.temperature))
+        chain.min_p(params.min_p)
     seed = params.seed if params.seed is not None else random.getrandbits(32)
-    lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-    return chain
+    return chain.temperature(params.temperature).dist(seed)
 
 
-def add_penalties(chain: lc.llama_sampler_p, params: SamplingParams, n_vocab: int) -> None:
+def add_penalties(chain: SamplerChain, params: SamplingParams, n_vocab: int) -> None:
     """Repetition penalties, when asked for (after top-k: they are slow on the whole vocabulary)."""
     if params.repeat_penalty == 1.0 and params.frequency_penalty == 0.0 and params.presence_penalty == 0.0:
         return
-    lc.llama_sampler_chain_add(
-        chain,
-        lc.llama_sampler_init_penalties(
-            n_vocab,
-            params.repeat_last_n,
-            params.repeat_penalty,
-            params.frequency_penalty,
-            params.presence_penalty,
-        ),
+    chain.penalties(
+        n_vocab, params.repeat_last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
     )

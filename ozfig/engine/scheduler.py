@@ -3,7 +3,8 @@
 Each step decodes one token of every answer being generated, then one chunk of a waiting
 prompt. Every request has its own sequence id, sampler chain and stop conditions; its KV
 cells stay after it ends for the next prompt that shares their prefix (`prefix_cache.py`).
-Events go back to the asyncio side once per step, in one call.
+The events of a turn of the loop (text pieces, ends) go back to the asyncio side in one
+call (`Runner.flush`).
 
 This module is the thread and its queue: it takes jobs from any thread, admits them as
 sequences free up, ends the cancelled and the late ones, and fails every job if the thread
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .jobs import EngineStats, Finished, FinishReason, Job, Slot
+from .jobs import FinishReason, Job, Slot
 from .runner import Runner
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ class Scheduler:
     def __init__(self, runner: Runner, *, max_waiting: int) -> None:
         """Take over `runner` (its context is freed by `close`); at most `max_waiting` jobs wait for a slot."""
         self.runner = runner
-        self.stats: EngineStats = self.runner.stats
         self.max_waiting = max_waiting
         self.waiting: collections.deque[Job] = collections.deque()
         self.cond = threading.Condition()
@@ -56,8 +56,8 @@ class Scheduler:
             if self.failure is not None or not self.has_room():
                 return False
             self.waiting.append(job)
-            self.stats.requests_total += 1
-            self.stats.queue_depth = len(self.waiting)
+            self.runner.stats.requests_total += 1
+            self.runner.stats.queue_depth = len(self.waiting)
             self.cond.notify()
         return True
 
@@ -83,25 +83,16 @@ class Scheduler:
     def free_slots(self) -> int:
         return self.runner.free_slots
 
-    @property
-    def on_finished(self) -> Callable[[Finished], None]:
-        """Told of every job that ends, on the engine thread."""
-        return self.runner.on_finished
-
-    @on_finished.setter
-    def on_finished(self, observer: Callable[[Finished], None]) -> None:
-        self.runner.on_finished = observer
-
     # --- engine thread ------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
             while True:
                 with self.cond:
-                    self.stats.heartbeat = time.monotonic()
+                    self.runner.stats.heartbeat = time.monotonic()
                     while not self._stopping and not self.waiting and not self.runner.busy():
                         self.cond.wait(timeout=1.0)  # beat while idle too (/livez)
-                        self.stats.heartbeat = time.monotonic()
+                        self.runner.stats.heartbeat = time.monotonic()
                     if self._stopping:
                         break
                     abort, self._abort = self._abort, None
@@ -113,7 +104,8 @@ class Scheduler:
                 for slot in admitted:
                     self.runner.start(slot)
                 self._drop_cancelled()
-                self._step()
+                self.runner.step()
+                self.runner.flush()
         except Exception as exc:  # the engine thread must never die silently, nor leave jobs waiting
             log.exception("the engine thread failed")
             message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
@@ -137,8 +129,8 @@ class Scheduler:
                 self.runner.finish_job(job, "timeout", 0)
                 continue
             started.append(self.runner.admit(job, now))
-        self.stats.queue_depth = len(self.waiting)
-        self.stats.busy_slots = self.runner.n_slots - self.free_slots
+        self.runner.stats.queue_depth = len(self.waiting)
+        self.runner.stats.busy_slots = self.runner.n_slots - self.free_slots
         return started
 
     def _drop_cancelled(self) -> None:
@@ -151,12 +143,10 @@ class Scheduler:
             elif slot.job.deadline is not None and now > slot.job.deadline:
                 self.runner.end(slot, "timeout")
 
-    def _step(self) -> None:
-        self.runner.step()
-
     def _fail_all(self, message: str, reason: FinishReason = "error") -> None:
         self.runner.end_all(message, reason)
         with self.cond:
             waiting, self.waiting = list(self.waiting), collections.deque()
         for job in waiting:
             self.runner.finish_job(job, reason, 0, error=message)
+        self.runner.flush()

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ozfig.chat_format import ChatFormatter
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest, prompt_fits
+from ozfig.engine.engine import Engine, EngineConfig, prompt_fits
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import TemplateRefusedError
 from ozfig.llama.model import LlamaModel
@@ -83,7 +84,7 @@ async def _generate_all(
 
     async def one(index: int) -> str:
         async with gate:
-            request = GenerationRequest(prompts[index], settings.max_tokens, sampling_for(settings, index))
+            request = Job(prompts[index], settings.max_tokens, sampling_for(settings, index))
             async with engine.generate(request) as gen:
                 text = await gen.text()
         if on_answer is not None:

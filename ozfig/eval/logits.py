@@ -7,15 +7,14 @@ positions plan.first .. ctx-1 (what llama-perplexity asks llama.cpp for).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-import llama_cpp as lc
 import numpy as np
 
-from ozfig.llama.batch import logits_rows, put_token
+from ozfig.llama.batch import Batch
+from ozfig.llama.context import Context
 from ozfig.llama.model import ContextParams, LlamaModel
 
 from .chunks import ChunkPlan
@@ -41,20 +40,16 @@ class LlamaChunkLogits:
         self.model = model
         self.plan = plan
         self.n_vocab = model.n_vocab
-        self.ctx: ctypes.c_void_p | None = model.new_context(
+        self.ctx: Context = model.new_context(
             ContextParams(
                 n_ctx=plan.n_seq * plan.ctx, n_batch=plan.n_batch, n_seq=plan.n_seq, threads=threads
             )
         )
-        self.batch = lc.llama_batch_init(plan.n_batch, 0, plan.n_seq)
+        self.batch = Batch(plan.n_batch)
 
     def close(self) -> None:
-        if self.batch is not None:
-            lc.llama_batch_free(self.batch)
-            self.batch = None
-        if self.ctx:
-            lc.llama_free(self.ctx)
-            self.ctx = None
+        self.batch.close()
+        self.ctx.close()
 
     def __enter__(self) -> LlamaChunkLogits:
         return self
@@ -65,22 +60,22 @@ class LlamaChunkLogits:
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> int:
         """Decode (token, pos, seq, wants_logits) entries; the number of output rows."""
         batch = self.batch
-        for i, (token, pos, seq, out) in enumerate(entries):
-            put_token(batch, i, token, pos, seq, out)
-        batch.n_tokens = len(entries)
-        code = lc.llama_decode(self.ctx, batch)
+        batch.clear()
+        for token, pos, seq, out in entries:
+            batch.add(token, pos, seq, out)
+        code = self.ctx.decode(batch)
         if code != 0:
             raise EvalError(f"llama_decode failed (code {code}) on a batch of {len(entries)} tokens")
         return sum(1 for e in entries if e[3])
 
     def _outputs(self, n_rows: int) -> np.ndarray:
-        return logits_rows(self.ctx, n_rows, self.n_vocab)
+        return self.ctx.logits_rows(n_rows)
 
     def logits(self, chunks: Sequence[Sequence[int]]) -> list[np.ndarray]:
         plan = self.plan
         if not 1 <= len(chunks) <= plan.n_seq or any(len(c) != plan.ctx for c in chunks):
             raise ValueError(f"expected 1 to {plan.n_seq} chunks of {plan.ctx} tokens")
-        lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
+        self.ctx.clear()
         first, n_rows = plan.first, plan.ctx - plan.first
         if plan.decodes_per_chunk == 1:
             # all chunks in one batch; their output rows follow each other in batch order

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import llama_cpp as lc
-
 from ozfig.llama.model import LlamaModel
 
 from .chunks import ChunkPlan, ChunkSettings, NllStats, chunk_input, chunk_targets, groups
@@ -90,7 +88,7 @@ def perplexity(
     on_plan: Callable[[ChunkPlan, int], None] | None = None,
     on_chunk: ChunkCallback | None = None,
 ) -> PerplexityResult:
-    if lc.llama_vocab_get_add_eos(model.vocab):
+    if model.add_eos:
         raise EvalError(
             f"{model.path} adds an EOS token when tokenizing; llama-perplexity refuses such models"
         )

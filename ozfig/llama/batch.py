@@ -1,23 +1,43 @@
-"""Filling a `llama_batch` and reading the logits a decode left, shared by every decoding loop."""
+"""A `llama_batch`: the tokens one `llama_decode` call processes, each with its position and sequence."""
 
 from __future__ import annotations
 
-import ctypes
-
 import llama_cpp as lc
-import numpy as np
 
 
-def put_token(batch: lc.llama_batch, n: int, token: int, pos: int, seq: int, logits: bool) -> int:
-    """Write entry `n` of `batch` (one sequence id); returns n + 1."""
-    batch.token[n] = token
-    batch.pos[n] = pos  # type: ignore[call-overload]
-    batch.n_seq_id[n] = 1
-    batch.seq_id[n][0] = seq
-    batch.logits[n] = logits
-    return n + 1
+class Batch:
+    """Owns a `llama_batch` of up to `capacity` tokens (one sequence id each); `close` or `with` frees it."""
 
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.raw: lc.llama_batch | None = lc.llama_batch_init(capacity, 0, 1)
+        self.n_tokens = 0
 
-def logits_rows(ctx: ctypes.c_void_p | None, n_rows: int, n_vocab: int) -> np.ndarray:
-    """The float32 logits of the last decode's output rows, in batch order (a view, valid until the next)."""
-    return np.ctypeslib.as_array(lc.llama_get_logits(ctx), shape=(n_rows, n_vocab))
+    def clear(self) -> None:
+        self.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append a token; returns its row (where its logits are after the decode, when asked for)."""
+        raw = self.raw
+        assert raw is not None, "the batch is closed"
+        n = self.n_tokens
+        if n >= self.capacity:
+            raise ValueError(f"the batch holds at most {self.capacity} tokens")
+        raw.token[n] = token
+        raw.pos[n] = pos  # type: ignore[call-overload]
+        raw.n_seq_id[n] = 1
+        raw.seq_id[n][0] = seq
+        raw.logits[n] = logits
+        self.n_tokens = n + 1
+        return n
+
+    def close(self) -> None:
+        if self.raw is not None:
+            lc.llama_batch_free(self.raw)
+            self.raw = None
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -23,6 +23,7 @@ from .backend import (
     raise_if_interrupted,
     recent_errors,
 )
+from .context import Context
 
 GGUF_MAGIC = b"GGUF"
 
@@ -93,6 +94,7 @@ class LlamaModel:
         if lora:
             self.adapter = self._load_lora(lora)
         self._piece_cache: dict[int, bytes] = {}
+        self._eog_cache: dict[int, bool] = {}
 
     def _load_lora(self, path: str) -> ctypes.c_void_p:
         check_gguf_file(path)
@@ -157,8 +159,16 @@ class LlamaModel:
     def eos(self) -> int:
         return int(lc.llama_vocab_eos(self.vocab))
 
+    @property
+    def add_eos(self) -> bool:
+        return bool(lc.llama_vocab_get_add_eos(self.vocab))
+
     def is_eog(self, token: int) -> bool:
-        return bool(lc.llama_vocab_is_eog(self.vocab, token))
+        """Whether `token` ends a generation (cached per token id: asked once per generated token)."""
+        eog = self._eog_cache.get(token)
+        if eog is None:
+            eog = self._eog_cache[token] = bool(lc.llama_vocab_is_eog(self.vocab, token))
+        return eog
 
     def is_control(self, token: int) -> bool:
         return bool(lc.llama_vocab_is_control(self.vocab, token))
@@ -222,7 +232,7 @@ class LlamaModel:
 
     # --- contexts ---------------------------------------------------------------------
 
-    def new_context(self, p: ContextParams) -> ctypes.c_void_p:
+    def new_context(self, p: ContextParams) -> Context:
         cp = lc.llama_context_default_params()
         cp.n_ctx = p.n_ctx
         cp.n_batch = p.n_batch
@@ -252,4 +262,4 @@ class LlamaModel:
             if lc.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
                 lc.llama_free(ctx)
                 raise ModelLoadError("llama.cpp could not apply the LoRA adapter to the context.")
-        return ctx  # type: ignore[no-any-return]
+        return Context(ctx, n_ctx=p.n_ctx, n_seq=p.n_seq, n_vocab=self.n_vocab)

@@ -17,14 +17,14 @@ from collections.abc import AsyncGenerator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ozfig.engine.engine import Generation, GenerationRequest
+from ozfig.engine.engine import Generation
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 
-from ..prompt import BuiltPrompt
+from ..chat_build import chat_prompt, search_query
+from ..prompt_build import BuiltPrompt
 from ..runtime import Runtime
-from ..search import Passage
 from ..settings import Settings
-from .chat_prompt import build_chat_prompt, search_query
 from .chat_request import ChatRequest, parse_chat_request
 from .common import (
     check_capacity,
@@ -67,8 +67,8 @@ def sampling_of(chat: ChatRequest, settings: Settings) -> SamplingParams:
 class ChatJob:
     """One chat completion: its prompt (after the web search, when asked for) and generation.
 
-    Prompts are built (rendered, neutralized, tokenized) in a worker thread: a large
-    conversation must not stall the event loop, which serves every other client.
+    The prompt is rendered once for what it finally holds (`PromptBuilder`), in a worker
+    thread: a large conversation must not stall the event loop, which serves every other client.
     """
 
     def __init__(self, runtime: Runtime, chat: ChatRequest) -> None:
@@ -77,34 +77,30 @@ class ChatJob:
         settings = runtime.settings
         check_input_chars(chat.input_chars, settings.max_input_chars)
         self.engine, self.formatter = runtime.require_engine()
-        self.max_tokens = min(chat.max_tokens or settings.max_tokens, settings.max_tokens)
         self.sampling = sampling_of(chat, settings)
-        self.plain = BuiltPrompt(tokens=[], sources=[])
+        self.builder = chat_prompt(
+            self.formatter,
+            chat.messages,
+            web=chat.web_search,
+            ctx=settings.ctx,
+            max_tokens=min(chat.max_tokens or settings.max_tokens, settings.max_tokens),
+            web_tokens=runtime.web_tokens,
+        )
 
     async def check(self) -> None:
-        """Before any answer starts: the conversation must fit without snippets, and the queue have room."""
-        self.plain = await self.build([] if self.chat.web_search else None)
+        """Before any answer starts: the conversation must fit without sources, and the queue have room."""
+        await asyncio.to_thread(self.builder.plain)
         check_capacity(self.engine)
-
-    async def build(self, passages: list[Passage] | None) -> BuiltPrompt:
-        return await asyncio.to_thread(
-            build_chat_prompt,
-            self.formatter,
-            self.chat.messages,
-            passages,
-            ctx=self.runtime.settings.ctx,
-            max_tokens=self.max_tokens,
-            web_tokens=self.runtime.web_tokens,
-        )
 
     async def prompt(self) -> BuiltPrompt:
         if not self.chat.web_search:
-            return self.plain
+            return self.builder.plain()
         query = search_query(self.chat.messages, self.runtime.settings.max_query_chars)
-        return await self.build(await self.runtime.web_passages(query))
+        passages = await self.runtime.web_passages(query)
+        return await asyncio.to_thread(self.builder.with_passages, passages)
 
     def generate(self, built: BuiltPrompt) -> contextlib.AbstractAsyncContextManager[Generation]:
-        return self.engine.generate(GenerationRequest(built.tokens, self.max_tokens, self.sampling))
+        return self.engine.generate(Job(built.tokens, built.max_tokens, self.sampling))
 
     def sources(self, built: BuiltPrompt) -> list[dict[str, object]] | None:
         return [s.as_json() for s in built.sources] if self.chat.web_search else None
@@ -136,12 +132,12 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
     stack = contextlib.AsyncExitStack()
     queued: Generation | None = None
     if not job.chat.web_search:  # queue now: a full queue is a 503, not an error event
-        queued = await stack.enter_async_context(job.generate(job.plain))
+        queued = await stack.enter_async_context(job.generate(job.builder.plain()))
     usage_field = job.chat.include_usage
 
     async def chunks() -> AsyncGenerator[str, None]:
         async with stack:
-            built = job.plain
+            built = job.builder.plain()
             gen = queued
             if gen is None:
                 built = await job.prompt()

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.chat_format import ChatFormatter
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.eval.bertscore import bert_scores
 from ozfig.eval.data import load_examples, parse_row
 from ozfig.eval.errors import DataFormatError, MissingExtraError
 from ozfig.llama.model import LlamaModel
-from server.prompt import ChatFormatter
 from tests.support.processes import ozfig_command
 
 DATA = Path(__file__).parent / "data" / "answers.jsonl"
@@ -68,7 +69,7 @@ def test_answers_are_the_servers_engine_output(cli_run: tuple[dict, Path], model
     engine = Engine(model, EngineConfig(slots=2, ctx=1024, batch=512, threads=2))
 
     async def answer() -> str:
-        request = GenerationRequest(prompt, MAX_TOKENS, SamplingParams(temperature=0.0))
+        request = Job(prompt, MAX_TOKENS, SamplingParams(temperature=0.0))
         async with engine.generate(request) as gen:
             return await gen.text()
 

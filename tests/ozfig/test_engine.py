@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import OverloadedError, PromptTooLongError
 
@@ -25,7 +26,7 @@ def ask(formatter, text: str) -> list[int]:
 
 
 async def run_one(engine: Engine, prompt: list[int], max_tokens: int, sampling=GREEDY) -> tuple[str, object]:
-    async with engine.generate(GenerationRequest(prompt, max_tokens, sampling)) as gen:
+    async with engine.generate(Job(prompt, max_tokens, sampling)) as gen:
         text = await gen.text()
     return text, gen.result
 
@@ -57,7 +58,7 @@ def test_stop_string_ends_the_answer_and_is_not_returned(model, formatter) -> No
 
 
 async def pieces(engine: Engine, prompt: list[int], max_tokens: int) -> list[str]:
-    async with engine.generate(GenerationRequest(prompt, max_tokens, GREEDY)) as gen:
+    async with engine.generate(Job(prompt, max_tokens, GREEDY)) as gen:
         return [p async for p in gen]
 
 
@@ -98,10 +99,10 @@ def test_cancel_frees_the_slot_within_a_step(model, formatter) -> None:
     engine = make_engine(model, slots=1)
 
     async def scenario() -> int:
-        gen = engine.submit(GenerationRequest(ask(formatter, "Write a long story."), 400, GREEDY))
+        gen = engine.submit(Job(ask(formatter, "Write a long story."), 400, GREEDY))
         async for _ in gen:
             break
-        slot = next(s for s in engine.scheduler.runner.slots if s is not None)
+        slot = next(s for s in engine.runner.slots if s is not None)
         at_cancel = slot.generated
         gen.cancel()
         engine.scheduler.wake()
@@ -124,7 +125,7 @@ def test_leaving_the_block_early_cancels(model, formatter) -> None:
 
     async def scenario() -> None:
         async with engine.generate(
-            GenerationRequest(ask(formatter, "Write a long story."), 400, GREEDY)
+            Job(ask(formatter, "Write a long story."), 400, GREEDY)
         ) as gen:
             async for _ in gen:
                 break
@@ -146,9 +147,9 @@ def test_full_queue_is_refused(model, formatter) -> None:
 
     async def scenario() -> None:
         prompt = ask(formatter, "Write a long story.")
-        gens = [engine.submit(GenerationRequest(prompt, 200, GREEDY)) for _ in range(2)]
+        gens = [engine.submit(Job(prompt, 200, GREEDY)) for _ in range(2)]
         with pytest.raises(OverloadedError):
-            engine.submit(GenerationRequest(prompt, 200, GREEDY))
+            engine.submit(Job(prompt, 200, GREEDY))
         for g in gens:
             g.cancel()
         engine.scheduler.wake()
@@ -185,14 +186,14 @@ def test_prompt_prefix_is_reused_and_answers_do_not_change(model, formatter) -> 
     engine = make_engine(model, slots=2, batch=8, prompt_cache=True)
     try:
         a1, _ = asyncio.run(run_one(engine, first, 16))
-        assert engine.stats.prompt_tokens_cached_total == 0
+        assert engine.stats.prompt_tokens_reused_total == 0
         # reused: whole prompt chunks (8 tokens here) computed exactly as a fresh run computes them
         a2, result = asyncio.run(run_one(engine, first, 16))
         exact = (len(first) - 1) // 8 * 8
-        assert engine.stats.prompt_tokens_cached_total == exact > 0
+        assert engine.stats.prompt_tokens_reused_total == exact > 0
         assert result.prompt_tokens == len(first)
         b, _ = asyncio.run(run_one(engine, second, 16))  # the system turn and the user turn's opening
-        assert engine.stats.prompt_tokens_cached_total == exact + shared // 8 * 8
+        assert engine.stats.prompt_tokens_reused_total == exact + shared // 8 * 8
     finally:
         engine.close()
     assert [a1, b] == reference

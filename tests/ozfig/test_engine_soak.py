@@ -3,13 +3,13 @@
 import asyncio
 import random
 
-import llama_cpp as lc
 import pytest
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.chat_format import ChatFormatter
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
-from server.prompt import ChatFormatter
 
 
 def anon_rss_kib() -> int:
@@ -25,7 +25,7 @@ async def traffic(engine: Engine, prompts: list[list[int]], count: int, rng: ran
 
     async def one(i: int) -> None:
         sampling = SamplingParams(temperature=rng.choice([0.0, 0.8]), seed=i)
-        request = GenerationRequest(prompts[i % len(prompts)], rng.randint(1, 6), sampling)
+        request = Job(prompts[i % len(prompts)], rng.randint(1, 6), sampling)
         action = rng.random()
         async with engine.generate(request) as gen:
             if action < 0.2:
@@ -62,12 +62,12 @@ def test_random_cancellations_leave_nothing_behind(model_path) -> None:
         stats = engine.stats
         assert engine.scheduler.free_slots == 4
         assert stats.busy_slots == 0 and stats.queue_depth == 0
-        memory = lc.llama_get_memory(engine.scheduler.runner.ctx)
+        ctx = engine.runner.ctx
         # the KV cells left are exactly the prefixes kept for reuse, nothing else
         for s in range(4):
-            kept = engine.scheduler.runner.cache.tokens[s]
-            assert lc.llama_memory_seq_pos_max(memory, s) == len(kept) - 1
-            assert lc.llama_memory_seq_pos_min(memory, s) == (0 if kept else -1)
+            kept = engine.runner.cache.tokens[s]
+            assert ctx.seq_pos_max(s) == len(kept) - 1
+            assert ctx.seq_pos_min(s) == (0 if kept else -1)
         assert stats.requests_finished["cancelled"] > 15
         assert seen.get("length", 0) + seen.get("stop", 0) > 60
         assert after - before < 8 * 1024, f"anonymous memory grew by {after - before} KiB"

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from ozfig.llama.model import LlamaModel
 from server.app import create_app
-from server.prompt import SYSTEM_PROMPT, user_message
+from server.prompt_build import SYSTEM_PROMPT, user_message
 from tests.conftest import make_settings, wait_ready
 from tests.support.chat_templates import KNOWN_TEMPLATES, KnownTemplate, conversation, reference_render
 from tests.support.processes import free_port, ozfig_command

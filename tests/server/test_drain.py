@@ -16,7 +16,8 @@ import urllib.request
 
 import pytest
 
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import DrainingError
 from ozfig.llama.model import LlamaModel
@@ -175,7 +176,7 @@ def test_engine_abort_ends_a_generating_answer_with_draining(model_path) -> None
         engine = Engine(model, EngineConfig(slots=1, ctx=512, threads=2, max_waiting=4))
         try:
             tokens = model.tokenize("Once upon a time", add_special=True)
-            long = GenerationRequest(tokens, 400, SamplingParams(temperature=0.0, ignore_eos=True))
+            long = Job(tokens, 400, SamplingParams(temperature=0.0, ignore_eos=True))
             async with engine.generate(long) as running, engine.generate(long) as waiting:
                 pieces = 0
                 async for _ in running:

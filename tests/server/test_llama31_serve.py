@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ozfig.llama.model import LlamaModel
-from server.prompt import SYSTEM_PROMPT, user_message
+from server.prompt_build import SYSTEM_PROMPT, user_message
 from tests.support.chat_templates import BY_NAME, reference_render
 from tests.support.processes import free_port, get_json, ozfig_command
 from tests.support.templated_model import with_chat_template

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from ozfig.chat_format import ChatFormatter
 from ozfig.llama.model import LlamaModel
 from server.app import create_app
-from server.prompt import SYSTEM_PROMPT, user_message
+from server.prompt_build import SYSTEM_PROMPT, user_message
 from tests.conftest import make_settings, wait_ready
 from tests.support import tiny_checkpoint as tc
 from tests.support.chat_templates import BY_NAME, reference_render

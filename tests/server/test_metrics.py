@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from ozfig.engine.engine import GenerationRequest
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from server.app import create_app
 from tests.conftest import make_settings, wait_ready
@@ -84,7 +84,7 @@ def test_running_waiting_and_rejections_while_busy(metered, ddg) -> None:
     ddg.mode = "empty"
     engine, formatter = metered.app.state.runtime.require_engine()
     tokens = formatter.tokens([{"role": "user", "content": "Tell a long story about a fig tree."}])
-    long = GenerationRequest(tokens, 900, SamplingParams(temperature=0.0, ignore_eos=True))
+    long = Job(tokens, 900, SamplingParams(temperature=0.0, ignore_eos=True))
     generating, release = threading.Event(), threading.Event()
 
     async def hold() -> None:

@@ -165,7 +165,7 @@ def test_chat_page_streams_shows_sources_and_stop_cancels_on_the_server(
             except AssertionError as failure:  # say where it stuck: the page, the socket or the engine
                 state = answer.get_attribute("data-state")
                 seen = [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records]
-                slots = [(s.job.cancelled, s.generated) for s in runtime.engine.scheduler.runner.slots if s]
+                slots = [(s.job.cancelled, s.generated) for s in runtime.engine.runner.slots if s]
                 finished = runtime.engine.stats.requests_finished
                 raise AssertionError(
                     f"{failure}: page {state}, finished {finished} (before {before}), slots {slots}, gate {gate.allowed}, "

@@ -4,11 +4,11 @@ close its quotes; the web context fits its budget and the context."""
 import pytest
 
 from ozfig.llama.model import LlamaModel
-from server.prompt import (
+from server.prompt_build import (
     SYSTEM_PROMPT,
-    build_ozfig_prompt,
     neutralize,
     ozfig_messages,
+    ozfig_prompt,
     user_message,
 )
 from server.search import Hit, Passage, Source, choose_sources
@@ -103,10 +103,8 @@ def many_passages() -> list[Passage]:
 
 
 def test_web_context_fills_its_budget_and_the_sources_hold_exactly_the_prompt_text(model, formatter) -> None:
-    plain = build_ozfig_prompt(formatter, "what is rust", [], ctx=4096, max_tokens=256, web_tokens=512)
-    built = build_ozfig_prompt(
-        formatter, "what is rust", many_passages(), ctx=4096, max_tokens=256, web_tokens=512
-    )
+    plain = ozfig_prompt(formatter, "what is rust", ctx=4096, max_tokens=256, web_tokens=512).with_passages([])
+    built = ozfig_prompt(formatter, "what is rust", ctx=4096, max_tokens=256, web_tokens=512).with_passages(many_passages())
     web_tokens = len(built.tokens) - len(plain.tokens)
     assert 400 <= web_tokens <= 512 + 40  # the budget, plus the sentence on citing
     assert [s.n for s in built.sources] == list(range(1, len(built.sources) + 1))
@@ -116,12 +114,8 @@ def test_web_context_fills_its_budget_and_the_sources_hold_exactly_the_prompt_te
 
 
 def test_web_context_never_crowds_out_the_answer(formatter) -> None:
-    built = build_ozfig_prompt(
-        formatter, "what is rust", many_passages(), ctx=1024, max_tokens=256, web_tokens=4096
-    )
+    built = ozfig_prompt(formatter, "what is rust", ctx=1024, max_tokens=256, web_tokens=4096).with_passages(many_passages())
     assert len(built.tokens) + 256 <= 1024
     assert built.sources
-    none = build_ozfig_prompt(
-        formatter, "what is rust", many_passages(), ctx=1024, max_tokens=256, web_tokens=0
-    )
+    none = ozfig_prompt(formatter, "what is rust", ctx=1024, max_tokens=256, web_tokens=0).with_passages(many_passages())
     assert none.sources == []

@@ -1,6 +1,6 @@
 """Chunking, BM25 ranking, the token budget, numbered sources, and the bounded cache."""
 
-from server.prompt import neutralize
+from server.prompt_build import neutralize
 from server.search.cache import TTLCache
 from server.search.context import choose_sources, render_sources
 from server.search.hits import Hit, Passage

@@ -6,7 +6,7 @@ DuckDuckGo, the page server, extraction, BM25, the budget), the chosen context m
 the answer sentence for at least 18, and for more questions than snippets alone give.
 """
 
-from server.prompt import neutralize
+from server.prompt_build import neutralize
 from server.search import choose_sources
 from tests.support.fake_duckduckgo import FakeDuckDuckGo
 from tests.support.fake_web import FakeWeb

@@ -18,7 +18,7 @@ from ozfig.engine.engine import Engine
 
 class TokenGate:
     def __init__(self, engine: Engine) -> None:
-        self.runner: Any = engine.scheduler.runner
+        self.runner: Any = engine.runner
         self.allowed = 0
         self.cond = threading.Condition()
         self._sample = self.runner._sample

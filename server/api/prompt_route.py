@@ -17,13 +17,12 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ozfig.engine.engine import GenerationRequest
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import InvalidFieldError
 
-from ..prompt import BuiltPrompt, build_ozfig_prompt
+from ..prompt_build import BuiltPrompt, ozfig_prompt
 from ..runtime import Runtime
-from ..search import Passage
 from .common import (
     check_capacity,
     check_query,
@@ -59,32 +58,28 @@ def answer_form(request: Request) -> Form:
 
 
 class PromptJob:
-    """One /prompt answer: search, build the OzFig prompt, generate."""
+    """One /prompt answer: check, search, build the OzFig prompt (rendered once), generate."""
 
     def __init__(self, runtime: Runtime, query: str) -> None:
         self.runtime = runtime
         self.query = query
         self.engine, self.formatter = runtime.require_engine()
-
-    async def build(self, passages: list[Passage]) -> BuiltPrompt:
-        """The prompt, built in a worker thread (web text can be long: keep the event loop free)."""
-        s = self.runtime.settings
-        return await asyncio.to_thread(
-            build_ozfig_prompt,
-            self.formatter,
-            self.query,
-            passages,
-            ctx=s.ctx,
-            max_tokens=s.max_tokens,
-            web_tokens=self.runtime.web_tokens,
+        s = runtime.settings
+        self.builder = ozfig_prompt(
+            self.formatter, query, ctx=s.ctx, max_tokens=s.max_tokens, web_tokens=runtime.web_tokens
         )
 
-    def request(self, built: BuiltPrompt) -> GenerationRequest:
-        s = self.runtime.settings
-        return GenerationRequest(built.tokens, s.max_tokens, SamplingParams(temperature=s.temperature))
+    async def check(self) -> None:
+        """Before the search: a query that cannot fit is a 400, a full queue a 503."""
+        await asyncio.to_thread(self.builder.plain)  # web text can be long: keep the event loop free
+        check_capacity(self.engine)
+
+    def job(self, built: BuiltPrompt) -> Job:
+        return Job(built.tokens, built.max_tokens, SamplingParams(temperature=self.runtime.settings.temperature))
 
     async def prompt(self) -> BuiltPrompt:
-        return await self.build(await self.runtime.web_passages(self.query))
+        passages = await self.runtime.web_passages(self.query)
+        return await asyncio.to_thread(self.builder.with_passages, passages)
 
 
 async def prompt(request: Request) -> Response:
@@ -93,14 +88,13 @@ async def prompt(request: Request) -> Response:
     query = check_query(request.path_params["query"], runtime.settings.max_query_chars)
     form = answer_form(request)
     job = PromptJob(runtime, query)
+    await job.check()
     if form != "json":
-        await job.build([])  # a query that cannot fit is a 400 before the stream starts
-        check_capacity(job.engine)
         return streamed(request, job, form)
 
     async def answer() -> dict[str, object]:
         built = await job.prompt()
-        async with job.engine.generate(job.request(built)) as gen:
+        async with job.engine.generate(job.job(built)) as gen:
             message = await gen.text()
         assert gen.result is not None
         return {
@@ -122,7 +116,7 @@ def streamed(request: Request, job: PromptJob, form: Form) -> Response:
         built = await job.prompt()
         sources = [s.as_json() for s in built.sources]
         parts: list[str] = []
-        async with job.engine.generate(job.request(built)) as gen:
+        async with job.engine.generate(job.job(built)) as gen:
             async for piece in gen:
                 if not parts:
                     piece = piece.lstrip()  # as the JSON form's message, which is stripped

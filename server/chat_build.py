@@ -4,17 +4,16 @@ Without web search the client's messages are rendered as they are. With it, the 
 message becomes the OzFig user message (the question plus numbered web sources, neutralized
 as in /prompt), the OzFig system prompt goes first when the client sent no system message
 (into the first user turn for a template that takes no system message), and the best
-passages fill the web-context budget within what the context leaves beside `max_tokens`. Every message content is tokenized as plain text (see `ChatFormatter.tokens`).
+passages fill the web-context budget within what the context leaves beside `max_tokens`.
+Every message content is tokenized as plain text (see `ChatFormatter.tokens`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ozfig.engine.engine import check_prompt_fits
-
-from ..prompt import BuiltPrompt, ChatFormatter, fit_sources, user_message, with_system_prompt
-from ..search import Passage, Source
+from .prompt_build import ChatFormatter, PromptBuilder, user_message, with_system_prompt
+from .search import Source
 
 
 def search_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
@@ -36,25 +35,22 @@ def augmented(
     return out
 
 
-def build_chat_prompt(
+def chat_prompt(
     formatter: ChatFormatter,
     messages: Sequence[dict[str, str]],
-    passages: Sequence[Passage] | None,
     *,
+    web: bool,
     ctx: int,
     max_tokens: int,
     web_tokens: int,
-) -> BuiltPrompt:
-    """The prompt tokens; `passages` None = no web augmentation."""
-    if passages is None:
-        tokens = formatter.tokens(messages)
-        check_prompt_fits(len(tokens), ctx)
-        return BuiltPrompt(tokens=tokens, sources=[])
-    return fit_sources(
-        formatter,
-        lambda chosen: augmented(formatter, messages, chosen),
-        passages,
-        ctx=ctx,
-        max_tokens=max_tokens,
-        web_tokens=web_tokens,
-    )
+) -> PromptBuilder:
+    """The prompt of `messages`; with `web`, to be filled with web sources (`with_passages`)."""
+    if web:
+        return PromptBuilder(
+            formatter,
+            lambda chosen: augmented(formatter, messages, chosen),
+            ctx=ctx,
+            max_tokens=max_tokens,
+            web_tokens=web_tokens,
+        )
+    return PromptBuilder(formatter, lambda chosen: list(messages), ctx=ctx, max_tokens=max_tokens, web_tokens=0)

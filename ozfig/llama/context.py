@@ -1,0 +1,92 @@
+"""A llama.cpp context: decoding batches, reading logits, and the KV memory of its sequences.
+
+`Context` owns the `llama_context` pointer (freed by `close` or `with`). Memory operations are
+named for what they do to one sequence's cells: remove a range, copy a range to another
+sequence, save and load a sequence's whole state as bytes (llama.cpp's per-sequence state API).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import llama_cpp as lc
+import numpy as np
+
+from .batch import Batch
+
+
+class Context:
+    """A context of `n_ctx` cells in all, for `n_seq` sequences."""
+
+    def __init__(self, ptr: ctypes.c_void_p, *, n_ctx: int, n_seq: int, n_vocab: int) -> None:
+        self.ptr: ctypes.c_void_p | None = ptr
+        self.n_ctx = n_ctx
+        self.n_seq = n_seq
+        self.n_vocab = n_vocab
+        self._memory = lc.llama_get_memory(ptr)
+
+    def close(self) -> None:
+        if self.ptr:
+            lc.llama_free(self.ptr)
+            self.ptr = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- decoding ---------------------------------------------------------------------------
+
+    def decode(self, batch: Batch) -> int:
+        """Process `batch`'s tokens; llama.cpp's return code (0: done)."""
+        raw = batch.raw
+        assert raw is not None, "the batch is closed"
+        raw.n_tokens = batch.n_tokens
+        return int(lc.llama_decode(self.ptr, raw))
+
+    def logits(self, row: int) -> np.ndarray:
+        """The float32 logits of a batch row decoded with logits on (a view, valid until the next decode)."""
+        ptr = lc.llama_get_logits_ith(self.ptr, row)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def logits_rows(self, n_rows: int) -> np.ndarray:
+        """The logits of the last decode's first `n_rows` output rows, in batch order (a view)."""
+        return np.ctypeslib.as_array(lc.llama_get_logits(self.ptr), shape=(n_rows, self.n_vocab))
+
+    # --- memory: the KV cells of each sequence -------------------------------------------------
+
+    def clear(self) -> None:
+        """Every sequence's cells."""
+        lc.llama_memory_clear(self._memory, True)
+
+    def seq_remove(self, seq: int, start: int = 0, end: int = -1) -> bool:
+        """Remove positions [start, end) of `seq` (end -1: to the end); False if llama.cpp cannot cut there."""
+        return bool(lc.llama_memory_seq_rm(self._memory, seq, start, end))
+
+    def seq_copy(self, src: int, dst: int, start: int = 0, end: int = -1) -> None:
+        """Make `dst` hold `src`'s cells of positions [start, end) too."""
+        lc.llama_memory_seq_cp(self._memory, src, dst, start, end)
+
+    def seq_pos_min(self, seq: int) -> int:
+        """The first position `seq` holds, -1 when it holds none."""
+        return int(lc.llama_memory_seq_pos_min(self._memory, seq))
+
+    def seq_pos_max(self, seq: int) -> int:
+        """The last position `seq` holds, -1 when it holds none."""
+        return int(lc.llama_memory_seq_pos_max(self._memory, seq))
+
+    def seq_state_size(self, seq: int) -> int:
+        return int(lc.llama_state_seq_get_size(self.ptr, seq))
+
+    def seq_state_save(self, seq: int) -> bytes:
+        """`seq`'s whole state (its cells' keys and values, positions) as bytes."""
+        size = self.seq_state_size(seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = int(lc.llama_state_seq_get_data(self.ptr, buf, size, seq))
+        return bytes(memoryview(buf)[:written])
+
+    def seq_state_load(self, seq: int, data: bytes) -> bool:
+        """Replace `seq`'s cells with a state from `seq_state_save`; False if llama.cpp refused it."""
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        return int(lc.llama_state_seq_set_data(self.ptr, buf, len(data), seq)) > 0
