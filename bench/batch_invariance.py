@@ -59,7 +59,7 @@ def main() -> None:
         )
         for i in range(args.questions)
     ]
-    engine = Engine(model, EngineConfig(slots=8, ctx=512, batch=512, threads=0, prompt_cache=False))
+    engine = Engine(model, EngineConfig(slots=8, ctx=512, batch=512, threads=0, prompt_cache="off"))
     greedy = SamplingParams(temperature=0.0)
 
     async def pieces(tokens: list[int]) -> list[str]:

@@ -101,7 +101,7 @@ def ttft(args: argparse.Namespace) -> None:
             temperature=0.0,
             slots=1,
             threads=args.threads,
-            prompt_cache=False,
+            prompt_cache="off",
             log_level="warning",
         )
         server, thread, base = serve(settings)

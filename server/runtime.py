@@ -114,7 +114,9 @@ class Runtime:
                 batch=s.batch,
                 threads=s.threads,
                 max_waiting=s.queue,
-                prompt_cache=s.prompt_cache,
+                prompt_cache=s.prompt_cache,  # type: ignore[arg-type]  # one of the choices
+                cache_ram_mib=s.cache_ram,
+                cache_dir=s.prompt_cache_dir,
                 request_timeout=s.request_timeout,
             )
             loop = asyncio.get_running_loop()

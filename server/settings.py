@@ -67,11 +67,28 @@ class Settings(Options):
         minimum=32,
         maximum=65536,
     )
-    prompt_cache: bool = option(
-        True,
-        "Reuse the KV cache a finished request left for the same leading prompt chunks (--batch tokens "
-        "each; long system prompts, earlier chat turns): on or off. Answers are the same either way.",
-        metavar="on|off",
+    prompt_cache: str = option(
+        "on",
+        "Reuse the KV cache of earlier requests for the same leading tokens (system prompts, earlier "
+        "chat turns, answers included): on (any common prefix, like llama-server: an answer may differ "
+        "in the last bits from a fresh run), exact (only whole --batch chunks of earlier prompts: answers "
+        "never depend on what ran before) or off.",
+        choices=("on", "exact", "off"),
+    )
+    cache_ram: int = option(
+        2048,
+        "MiB of host memory for the prompt cache: conversations pushed out of the KV cache by others are "
+        "kept there and restored when they come back (0 = off).",
+        minimum=0,
+        maximum=1_048_576,
+        metavar="MIB",
+    )
+    prompt_cache_dir: str = option(
+        "",
+        "Folder where the prompt cache is written on drain and read back at start, so a restart keeps "
+        "warm conversations (empty = not kept).",
+        metavar="DIR",
+        path=True,
     )
     queue: int = option(
         64,

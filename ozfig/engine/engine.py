@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import (
     DeadlineExceededError,
@@ -23,9 +25,13 @@ from ..errors import (
     RequestError,
 )
 from ..llama.model import LlamaModel
+from .cache_files import cache_key, read_entries, write_entries
 from .jobs import EngineStats, Finished, Job, Outbox
+from .prefix_cache import ReuseMode
 from .runner import Runner
 from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
 
 
 def prompt_fits(prompt_tokens: int, ctx: int) -> bool:
@@ -55,7 +61,9 @@ class EngineConfig:
     threads: int = 0
     max_waiting: int = 64
     request_timeout: float = 600.0
-    prompt_cache: bool = True
+    prompt_cache: ReuseMode = "on"
+    cache_ram_mib: int = 0  # the RAM prompt cache's budget (0: none)
+    cache_dir: str = ""  # where the RAM prompt cache is written on close and read at start ("": nowhere)
 
 
 def _receive_all(items: Outbox) -> None:
@@ -132,8 +140,17 @@ class Engine:
             n_batch=config.batch,
             threads=config.threads,
             prompt_cache=config.prompt_cache,
+            cache_ram_bytes=config.cache_ram_mib * 1024 * 1024,
         )
         runner.post = _post
+        self.cache_key = cache_key(model.path, model.lora_path)
+        if config.cache_dir and runner.ram.enabled:
+            loaded = sum(
+                runner.ram.put(tokens, exact, state)
+                for tokens, exact, state in read_entries(Path(config.cache_dir), self.cache_key)
+            )
+            runner.stats.prompt_cache_bytes = runner.ram.bytes_held
+            log.info("prompt cache: %d entries (%d bytes) read from %s", loaded, runner.ram.bytes_held, config.cache_dir)
         self.runner = runner
         self.scheduler = Scheduler(runner, max_waiting=config.max_waiting)
         self.scheduler.on_failure = on_failure
@@ -209,4 +226,13 @@ class Engine:
                 self.scheduler.wake()
 
     def close(self) -> None:
-        self.scheduler.close()
+        """Stop the engine thread; with a cache dir, write the prompt cache there first (a drain ends here)."""
+        self.scheduler.stop()
+        if self.config.cache_dir and self.runner.ram.enabled:
+            try:
+                self.runner.save_all()
+                n = write_entries(Path(self.config.cache_dir), self.cache_key, self.runner.ram.entries.values())
+                log.info("prompt cache: %d entries written to %s", n, self.config.cache_dir)
+            except OSError as exc:
+                log.warning("prompt cache could not be written to %s: %s", self.config.cache_dir, exc)
+        self.runner.close()

@@ -75,6 +75,11 @@ class EngineStats:
     requests_finished: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
     prompt_tokens_total: int = 0
     prompt_tokens_reused_total: int = 0  # prompt tokens whose KV was reused from an earlier request
+    prompt_cache_hits_total: int = 0  # requests that reused some KV
+    prompt_cache_misses_total: int = 0  # requests that reused none
+    prompt_cache_saved_total: int = 0  # sequences saved to the RAM cache before being overwritten
+    prompt_cache_restored_tokens_total: int = 0  # prompt tokens restored from the RAM cache
+    prompt_cache_bytes: int = 0  # bytes the RAM cache holds
     completion_tokens_total: int = 0
 
 

@@ -1,8 +1,9 @@
 """The llama.cpp context and the answers decoded in it, one sequence each.
 
-`Runner` gives an admitted job a sequence (the free one whose cached prefix it shares most,
-`prefix_cache.py`), runs one decode step over every sequence, and ends a job: frees or keeps
-its KV cells, closes its sampler, counts it and queues its `Finished`. Events (text pieces,
+`Runner` gives an admitted job a sequence and as much of its prompt as the KV cache already
+holds (`placement.py`: the free sequence sharing the longest prefix, a copy of a busy one's, or
+an entry of the RAM cache), runs one decode step over every sequence, and ends a job: keeps
+its KV cells for the next prompt, closes its sampler, counts it and queues its `Finished`. Events (text pieces,
 ends) are collected in an outbox and handed over in one `post` call per step (`flush`). It runs
 on the engine thread only; which jobs it runs, and when, is the scheduler's (`scheduler.py`).
 """
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from ..llama.batch import Batch
 from ..llama.model import ContextParams, LlamaModel
 from .jobs import EngineStats, Finished, FinishReason, Job, Outbox, Slot
-from .prefix_cache import PrefixCache
+from .placement import Placer
+from .prefix_cache import PrefixCache, ReuseMode
+from .ram_cache import RamCache
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ class Runner:
         n_ctx: int,
         n_batch: int,
         threads: int,
-        prompt_cache: bool = True,
+        prompt_cache: ReuseMode = "on",
+        cache_ram_bytes: int = 0,
     ) -> None:
         self.model = model
         self.n_slots = n_slots
@@ -48,8 +52,10 @@ class Runner:
         )
         self.batch = Batch(self.n_batch)
         self.slots: list[Slot | None] = [None] * n_slots
-        self.cache = PrefixCache(n_slots, self.prompt_chunk, enabled=prompt_cache)
+        self.cache = PrefixCache(n_slots, self.prompt_chunk, mode=prompt_cache)
+        self.ram = RamCache(cache_ram_bytes if prompt_cache != "off" else 0)
         self.stats = EngineStats(slots=n_slots, kv_cells_total=n_ctx * n_slots)
+        self.placer = Placer(self.ctx, self.cache, self.ram, self.stats)
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
@@ -69,6 +75,11 @@ class Runner:
         self.batch.close()
         self.ctx.close()
 
+    def save_all(self) -> None:
+        """Every sequence's cells into the RAM cache (before the context goes: a drain, a restart)."""
+        for seq in range(self.n_slots):
+            self.placer.save(seq, 0)
+
     def flush(self) -> None:
         """Hand the events collected since the last flush over, in one call."""
         if self.outbox:
@@ -78,23 +89,16 @@ class Runner:
     # --- a job's start and end ---------------------------------------------------------------
 
     def admit(self, job: Job, now: float) -> Slot:
-        """Give `job` a free sequence (call only while one is free); `start` it next."""
-        seq = self.cache.pick([s for s in range(self.n_slots) if self.slots[s] is None], job.prompt)
+        """Give `job` a free sequence (call only while one is free) holding as much of its prompt as
+        can be had without computing it."""
+        free = [s for s in range(self.n_slots) if self.slots[s] is None]
+        busy = [s for s in range(self.n_slots) if self.slots[s] is not None]
+        seq, keep = self.placer.place(free, busy, job.prompt)
         slot = Slot.for_job(seq, job, self.model.n_vocab)
+        slot.fed = slot.pos = slot.cached = keep
         self.slots[seq] = slot
         job.admitted_at = now
         return slot
-
-    def start(self, slot: Slot) -> None:
-        """Keep the sequence's cells that hold a prefix of the prompt; drop the rest."""
-        prompt = slot.job.prompt
-        keep = self.cache.reusable(slot.seq, prompt)
-        if keep == 0 or not self.ctx.seq_remove(slot.seq, keep, -1):
-            keep = 0
-            self.ctx.seq_remove(slot.seq)
-        self.cache.start(slot.seq, prompt, keep)
-        slot.fed = slot.pos = slot.cached = keep
-        self.stats.prompt_tokens_reused_total += keep
 
     def end(
         self,

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .jobs import FinishReason, Job, Slot
+from .jobs import FinishReason, Job
 from .runner import Runner
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,13 @@ class Scheduler:
             self._abort = message
             self.cond.notify()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """End the engine thread (its jobs end as cancelled); the runner stays for the caller to close."""
         with self.cond:
             self._stopping = True
             self.cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        self.runner.close()
 
     @property
     def free_slots(self) -> int:
@@ -100,9 +100,11 @@ class Scheduler:
                     self._fail_all(abort, reason="aborted")
                     continue
                 with self.cond:
-                    admitted = self._admit()
-                for slot in admitted:
-                    self.runner.start(slot)
+                    jobs = self._take()
+                now = time.monotonic()
+                for job in jobs:
+                    self.runner.admit(job, now)
+                self.runner.stats.busy_slots = self.runner.n_slots - self.free_slots
                 self._drop_cancelled()
                 self.runner.step()
                 self.runner.flush()
@@ -117,21 +119,20 @@ class Scheduler:
         finally:
             self._fail_all("the server is shutting down", reason="cancelled")
 
-    def _admit(self) -> list[Slot]:
-        started: list[Slot] = []
+    def _take(self) -> list[Job]:
+        """The waiting jobs that get a free slot now (the cancelled and the late ones end here)."""
+        taken: list[Job] = []
         now = time.monotonic()
-        while self.waiting and self.free_slots:
+        while self.waiting and len(taken) < self.free_slots:
             job = self.waiting.popleft()
             if job.cancelled:
                 self.runner.finish_job(job, "cancelled", 0)
-                continue
-            if job.deadline is not None and now > job.deadline:
+            elif job.deadline is not None and now > job.deadline:
                 self.runner.finish_job(job, "timeout", 0)
-                continue
-            started.append(self.runner.admit(job, now))
+            else:
+                taken.append(job)
         self.runner.stats.queue_depth = len(self.waiting)
-        self.runner.stats.busy_slots = self.runner.n_slots - self.free_slots
-        return started
+        return taken
 
     def _drop_cancelled(self) -> None:
         now = time.monotonic()

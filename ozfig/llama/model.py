@@ -67,6 +67,7 @@ class LlamaModel:
         check_gguf_file(path)
         init_backend()
         self.path = path
+        self.lora_path = lora
         params = lc.llama_model_default_params()
         params.n_gpu_layers = (
             0 if not gpu_offload_supported() else (1_000_000 if gpu_layers < 0 else gpu_layers)

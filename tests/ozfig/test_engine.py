@@ -15,7 +15,7 @@ GREEDY = SamplingParams(temperature=0.0)
 
 def make_engine(model, **kw) -> Engine:
     cfg = dict(
-        slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=900.0, prompt_cache=False
+        slots=4, ctx=512, batch=256, threads=2, max_waiting=8, request_timeout=900.0, prompt_cache="off"
     )
     cfg.update(kw)
     return Engine(model, EngineConfig(**cfg))
@@ -178,12 +178,12 @@ def test_prompt_prefix_is_reused_and_answers_do_not_change(model, formatter) -> 
     first = formatter.tokens([system, {"role": "user", "content": "What is a cat?"}])
     second = formatter.tokens([system, {"role": "user", "content": "What is a dog?"}])
     shared = next(i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
-    fresh = make_engine(model, slots=1, batch=8, prompt_cache=False)
+    fresh = make_engine(model, slots=1, batch=8, prompt_cache="off")
     try:
         reference = [asyncio.run(run_one(fresh, p, 16))[0] for p in (first, second)]
     finally:
         fresh.close()
-    engine = make_engine(model, slots=2, batch=8, prompt_cache=True)
+    engine = make_engine(model, slots=2, batch=8, prompt_cache="exact")
     try:
         a1, _ = asyncio.run(run_one(engine, first, 16))
         assert engine.stats.prompt_tokens_reused_total == 0

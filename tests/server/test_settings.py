@@ -47,7 +47,9 @@ def test_every_field_has_a_flag_an_env_var_and_a_description() -> None:
         ([], {"OZFIG_CTX": "12"}, "--ctx / OZFIG_CTX must be at least 256"),
         ([], {"OZFIG_TEMPERATURE": "warm"}, "must be float"),
         ([], {"OZFIG_LOG_LEVEL": "loud"}, "must be one of"),
-        ([], {"OZFIG_PROMPT_CACHE": "maybe"}, "--prompt-cache / OZFIG_PROMPT_CACHE must be on or off"),
+        ([], {"OZFIG_PROMPT_CACHE": "maybe"}, "--prompt-cache / OZFIG_PROMPT_CACHE must be one of on, exact, off"),
+        ([], {"OZFIG_METRICS_PUBLIC": "maybe"}, "--metrics-public / OZFIG_METRICS_PUBLIC must be on or off"),
+        ([], {"OZFIG_CACHE_RAM": "-1"}, "--cache-ram / OZFIG_CACHE_RAM must be at least 0"),
         (["--fetch-allow", "10.0.0.0/8", "--fetch-allow", "nonsense"], {}, "'nonsense' is not valid"),
         ([], {"OZFIG_SEARCH": "searxng"}, "--search searxng needs --searxng-url"),
         ([], {"OZFIG_WEB_CONTEXT_TOKENS": "-2"}, "must be at least -1"),
@@ -62,14 +64,20 @@ def test_out_of_limits_values_are_refused_with_the_reason(
 
 
 def test_switches_take_on_and_off() -> None:
-    assert from_sources(Settings, parse([]), environ={}).prompt_cache is True
-    assert from_sources(Settings, parse([]), environ={"OZFIG_PROMPT_CACHE": "off"}).prompt_cache is False
+    assert from_sources(Settings, parse([]), environ={}).metrics_public is False
+    assert from_sources(Settings, parse([]), environ={"OZFIG_METRICS_PUBLIC": "on"}).metrics_public is True
     assert (
         from_sources(
-            Settings, parse(["--prompt-cache", "on"]), environ={"OZFIG_PROMPT_CACHE": "0"}
-        ).prompt_cache
-        is True
+            Settings, parse(["--metrics-public", "off"]), environ={"OZFIG_METRICS_PUBLIC": "1"}
+        ).metrics_public
+        is False
     )
+
+
+def test_prompt_cache_modes() -> None:
+    assert from_sources(Settings, parse([]), environ={}).prompt_cache == "on"
+    assert from_sources(Settings, parse([]), environ={"OZFIG_PROMPT_CACHE": "exact"}).prompt_cache == "exact"
+    assert from_sources(Settings, parse(["--prompt-cache", "off"]), environ={}).prompt_cache == "off"
 
 
 def test_fetch_allow_repeats_as_a_flag_and_splits_commas_in_the_variable() -> None:
