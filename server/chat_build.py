@@ -5,7 +5,9 @@ message becomes the OzFig user message (the question plus numbered web sources, 
 as in /prompt), the OzFig system prompt goes first when the client sent no system message
 (into the first user turn for a template that takes no system message), and the best
 passages fill the web-context budget within what the context leaves beside `max_tokens`.
-Every message content is tokenized as plain text (see `ChatFormatter.tokens`).
+Earlier user messages that were augmented the same way get their sources back from the
+`SourceMemory`, so the history renders as the model saw it. Every message content is
+tokenized as plain text (see `ChatFormatter.tokens`).
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ from collections.abc import Sequence
 
 from .prompt_build import ChatFormatter, PromptBuilder, user_message, with_system_prompt
 from .search import Source
+from .source_memory import SourceMemory
 
 
-def search_query(messages: Sequence[dict[str, str]], max_chars: int) -> str:
-    """What to ask the web: the last user message, whitespace-collapsed, at most `max_chars`."""
-    for message in reversed(messages):
-        if message["role"] == "user":
-            return " ".join(message["content"].split())[:max_chars].strip()
-    return ""
+def last_user(messages: Sequence[dict[str, str]]) -> int:
+    return max(i for i, m in enumerate(messages) if m["role"] == "user")
 
 
 def augmented(
-    formatter: ChatFormatter, messages: Sequence[dict[str, str]], sources: Sequence[Source]
+    formatter: ChatFormatter,
+    messages: Sequence[dict[str, str]],
+    sources: Sequence[Source],
+    memory: SourceMemory | None = None,
 ) -> list[dict[str, str]]:
     out = [dict(m) for m in messages]
-    last = max(i for i, m in enumerate(out) if m["role"] == "user")
+    last = last_user(out)
+    if memory is not None:
+        for i in range(last):
+            if out[i]["role"] == "user" and (earlier := memory.recall(messages[: i + 1])) is not None:
+                out[i]["content"] = user_message(out[i]["content"], earlier)
     out[last]["content"] = user_message(out[last]["content"], sources)
     if not any(m["role"] == "system" for m in out):
         out = with_system_prompt(formatter, out)
@@ -43,12 +49,13 @@ def chat_prompt(
     ctx: int,
     max_tokens: int,
     web_tokens: int,
+    memory: SourceMemory | None = None,
 ) -> PromptBuilder:
     """The prompt of `messages`; with `web`, to be filled with web sources (`with_passages`)."""
     if web:
         return PromptBuilder(
             formatter,
-            lambda chosen: augmented(formatter, messages, chosen),
+            lambda chosen: augmented(formatter, messages, chosen, memory),
             ctx=ctx,
             max_tokens=max_tokens,
             web_tokens=web_tokens,

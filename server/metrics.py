@@ -90,6 +90,26 @@ class EngineCollector(Collector):
             stats.prompt_tokens_reused_total if stats else 0,
         )
         yield counter(
+            "ozfig_prompt_cache_hits",
+            "Requests that reused some KV cache (in a sequence, copied, or restored from RAM).",
+            stats.prompt_cache_hits_total if stats else 0,
+        )
+        yield counter(
+            "ozfig_prompt_cache_misses",
+            "Requests that reused no KV cache (--prompt-cache on or exact).",
+            stats.prompt_cache_misses_total if stats else 0,
+        )
+        yield counter(
+            "ozfig_prompt_cache_restored_tokens",
+            "Prompt tokens restored from the RAM prompt cache (--cache-ram).",
+            stats.prompt_cache_restored_tokens_total if stats else 0,
+        )
+        yield gauge(
+            "ozfig_prompt_cache_bytes",
+            "Bytes the RAM prompt cache holds (at most --cache-ram MiB).",
+            stats.prompt_cache_bytes if stats else 0,
+        )
+        yield counter(
             "ozfig_generation_tokens", "Tokens generated.", stats.completion_tokens_total if stats else 0
         )
         finished = CounterMetricFamily(

@@ -27,6 +27,7 @@ from .model_source import resolve_model_path
 from .search import Passage, WebSearch
 from .search.web import make_backend
 from .settings import Settings
+from .source_memory import SourceMemory
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Runtime:
     formatter: ChatFormatter | None = None
     error: OzfigError | None = None
     on_engine: Callable[[Engine], None] = lambda engine: None  # told of the engine once it serves
+    source_memory: SourceMemory = field(default_factory=SourceMemory)  # web sources of earlier turns
     _loader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod

@@ -134,6 +134,12 @@ class Settings(Options):
         minimum=0.1,
         maximum=60.0,
     )
+    search_rewrite: bool = option(
+        True,
+        "Search a follow-up question with the subject of the earlier ones (\"how tall is it?\" after "
+        "\"when was the Eiffel Tower built?\" asks for the Eiffel Tower): on or off (the last message as typed).",
+        metavar="on|off",
+    )
     search_cooldown: float = option(
         60.0,
         "Seconds a search endpoint rests after it answers 202, 403, 429 or a challenge page.",

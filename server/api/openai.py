@@ -21,9 +21,10 @@ from ozfig.engine.engine import Generation
 from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 
-from ..chat_build import chat_prompt, search_query
+from ..chat_build import chat_prompt, last_user
 from ..prompt_build import BuiltPrompt
 from ..runtime import Runtime
+from ..search_query import search_query
 from ..settings import Settings
 from .chat_request import ChatRequest, parse_chat_request
 from .common import (
@@ -85,7 +86,9 @@ class ChatJob:
             ctx=settings.ctx,
             max_tokens=min(chat.max_tokens or settings.max_tokens, settings.max_tokens),
             web_tokens=runtime.web_tokens,
+            memory=runtime.source_memory,
         )
+        self.query = ""
 
     async def check(self) -> None:
         """Before any answer starts: the conversation must fit without sources, and the queue have room."""
@@ -95,15 +98,24 @@ class ChatJob:
     async def prompt(self) -> BuiltPrompt:
         if not self.chat.web_search:
             return self.builder.plain()
-        query = search_query(self.chat.messages, self.runtime.settings.max_query_chars)
-        passages = await self.runtime.web_passages(query)
-        return await asyncio.to_thread(self.builder.with_passages, passages)
+        settings = self.runtime.settings
+        messages = self.chat.messages
+        self.query = search_query(messages, settings.max_query_chars, rewrite=settings.search_rewrite)
+        log.info("web search for %r", self.query)
+        passages = await self.runtime.web_passages(self.query)
+        built = await asyncio.to_thread(self.builder.with_passages, passages)
+        self.runtime.source_memory.remember(messages[: last_user(messages) + 1], built.sources)
+        return built
 
     def generate(self, built: BuiltPrompt) -> contextlib.AbstractAsyncContextManager[Generation]:
         return self.engine.generate(Job(built.tokens, built.max_tokens, self.sampling))
 
     def sources(self, built: BuiltPrompt) -> list[dict[str, object]] | None:
         return [s.as_json() for s in built.sources] if self.chat.web_search else None
+
+    def search_query(self) -> str | None:
+        """The query the web was asked (after a follow-up's rewrite), with web search on."""
+        return self.query if self.chat.web_search else None
 
 
 async def chat_completions(request: Request) -> Response:
@@ -122,7 +134,13 @@ async def chat_completions(request: Request) -> Response:
         assert gen.result is not None
         result = gen.result
         return shape.completion(
-            content, result.reason, result.prompt_tokens, result.completion_tokens, job.sources(built)
+            content,
+            result.reason,
+            result.prompt_tokens,
+            result.completion_tokens,
+            job.sources(built),
+            result.cached_tokens,
+            job.search_query(),
         )
 
     return await json_answer(request, answer())
@@ -143,7 +161,10 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
                 built = await job.prompt()
                 gen = await stack.enter_async_context(job.generate(built))
             first = shape.chunk(
-                {"role": "assistant", "content": ""}, with_usage_field=usage_field, sources=job.sources(built)
+                {"role": "assistant", "content": ""},
+                with_usage_field=usage_field,
+                sources=job.sources(built),
+                search_query=job.search_query(),
             )
             yield sse_event(first)
             async for piece in gen:
@@ -153,7 +174,9 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
             assert result is not None
             yield sse_event(shape.chunk({}, result.reason, with_usage_field=usage_field))
             if usage_field:
-                yield sse_event(shape.usage_chunk(result.prompt_tokens, result.completion_tokens))
+                yield sse_event(
+                    shape.usage_chunk(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
+                )
             yield SSE_DONE
 
     def on_error(exc: Exception) -> str:

@@ -22,16 +22,18 @@ from .response_schema import (
     FinishReason,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     Source,
     Usage,
 )
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Usage:
     return Usage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
     )
 
 
@@ -40,8 +42,10 @@ def finish_reason(engine_reason: str) -> FinishReason:
     return "length" if engine_reason == "length" else "stop"
 
 
-def _sources(sources: list[dict[str, object]] | None) -> dict[str, Any]:
-    return {} if sources is None else {"sources": [Source.model_validate(s) for s in sources]}
+def _sources(sources: list[dict[str, object]] | None, search_query: str | None = None) -> dict[str, Any]:
+    if sources is None:
+        return {}
+    return {"sources": [Source.model_validate(s) for s in sources], "search_query": search_query or ""}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Completion:
         prompt_tokens: int,
         completion_tokens: int,
         sources: list[dict[str, object]] | None,
+        cached_tokens: int = 0,
+        search_query: str | None = None,
     ) -> dict[str, object]:
         message = AssistantMessage(role="assistant", content=content, refusal=None)
         body = ChatCompletion(
@@ -67,8 +73,8 @@ class Completion:
             created=self.created,
             model=self.model,
             choices=[Choice(index=0, message=message, logprobs=None, finish_reason=finish_reason(reason))],
-            usage=usage(prompt_tokens, completion_tokens),
-            **_sources(sources),
+            usage=usage(prompt_tokens, completion_tokens, cached_tokens),
+            **_sources(sources, search_query),
         )
         return body.model_dump(exclude_unset=True)
 
@@ -79,6 +85,7 @@ class Completion:
         *,
         with_usage_field: bool = False,
         sources: list[dict[str, object]] | None = None,
+        search_query: str | None = None,
     ) -> dict[str, object]:
         choice = ChunkChoice(
             index=0,
@@ -94,18 +101,18 @@ class Completion:
             model=self.model,
             choices=[choice],
             **extra,
-            **_sources(sources),
+            **_sources(sources, search_query),
         )
         return body.model_dump(exclude_unset=True)
 
-    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, object]:
+    def usage_chunk(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, object]:
         body = ChatCompletionChunk(
             id=self.id,
             object="chat.completion.chunk",
             created=self.created,
             model=self.model,
             choices=[],
-            usage=usage(prompt_tokens, completion_tokens),
+            usage=usage(prompt_tokens, completion_tokens, cached_tokens),
             **_sources(None),
         )
         return body.model_dump(exclude_unset=True)

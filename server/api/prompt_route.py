@@ -17,7 +17,7 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ozfig.engine.jobs import Job
+from ozfig.engine.jobs import Finished, Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import InvalidFieldError
 
@@ -55,6 +55,14 @@ def answer_form(request: Request) -> Form:
             raise InvalidFieldError("stream", f"stream must be true, false or text, got {raw!r}")
         return form
     return "sse" if SSE_MEDIA_TYPE in request.headers.get("accept", "") else "json"
+
+
+def usage_of(result: Finished) -> dict[str, int]:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cached_tokens": result.cached_tokens,
+    }
 
 
 class PromptJob:
@@ -100,10 +108,7 @@ async def prompt(request: Request) -> Response:
         return {
             "message": message.strip(),
             "sources": [s.as_json() for s in built.sources],
-            "usage": {
-                "prompt_tokens": gen.result.prompt_tokens,
-                "completion_tokens": gen.result.completion_tokens,
-            },
+            "usage": usage_of(gen.result),
         }
 
     return await json_answer(request, answer())
@@ -131,7 +136,7 @@ def streamed(request: Request, job: PromptJob, form: Form) -> Response:
         done = {
             "message": "".join(parts).strip(),
             "sources": sources,
-            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+            "usage": usage_of(result),
             "finish_reason": result.reason,
         }
         yield sse_event(done, "done")

@@ -26,10 +26,15 @@ class Source(_Response):
     text: str
 
 
+class PromptTokensDetails(_Response):
+    cached_tokens: int = Field(description="Prompt tokens whose KV cache was reused, not computed again.")
+
+
 class Usage(_Response):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
 
 
 class AssistantMessage(_Response):
@@ -56,6 +61,9 @@ class ChatCompletion(_Response):
     choices: list[Choice]
     usage: Usage
     sources: SkipJsonSchema[None] | list[Source] = Field(None, description="ozfig's extra, with web_search")
+    search_query: SkipJsonSchema[None] | str = Field(
+        None, description="ozfig's extra, with web_search: what the web was asked (a follow-up made whole)"
+    )
 
 
 class Delta(_Response):
@@ -82,6 +90,7 @@ class ChatCompletionChunk(_Response):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     sources: SkipJsonSchema[None] | list[Source] = Field(None, description="first chunk, with web_search")
+    search_query: SkipJsonSchema[None] | str = Field(None, description="first chunk, with web_search")
 
 
 class ModelCard(_Response):
@@ -119,6 +128,7 @@ class DetailError(_Response):
 class PromptUsage(_Response):
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = Field(description="Prompt tokens whose KV cache was reused, not computed again.")
 
 
 class PromptAnswer(_Response):

@@ -16,7 +16,7 @@ from server.app import create_app
 COMPLETION_KEYS = {"id", "object", "created", "model", "choices", "usage"}
 CHOICE_KEYS = {"index", "message", "logprobs", "finish_reason"}
 MESSAGE_KEYS = {"role", "content", "refusal"}
-USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens"}
+USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details"}
 CHUNK_KEYS = {"id", "object", "created", "model", "choices"}
 CHUNK_CHOICE_KEYS = {"index", "delta", "logprobs", "finish_reason"}
 ERROR_KEYS = {"message", "type", "param", "code"}
@@ -81,7 +81,7 @@ def test_stream_framing_chunks_usage_and_sources(client, ddg) -> None:
     assert r.headers["x-accel-buffering"] == "no"
     chunks = [json.loads(p) for p in sse_data(r.text)]
     first, *middle, last_choice, usage_chunk = chunks
-    assert set(first) == CHUNK_KEYS | {"usage", "sources"}
+    assert set(first) == CHUNK_KEYS | {"usage", "sources", "search_query"}
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert {
         "n": next(s["n"] for s in first["sources"] if s["url"] == "https://fake.example/wiki/abstract"),
@@ -133,7 +133,7 @@ def test_web_search_augments_the_last_user_message_of_a_conversation(client, ddg
     status, body = post(client, {"messages": messages, "max_tokens": 2, "web_search": True})
     assert status == 200
     assert ddg.queries == ["who made it"]
-    assert set(body) == COMPLETION_KEYS | {"sources"}
+    assert set(body) == COMPLETION_KEYS | {"sources", "search_query"}
     assert "https://fake.example/wiki/abstract" in [s["url"] for s in body["sources"]]
     assert all(set(s) == {"n", "title", "url", "text"} for s in body["sources"])
     status, plain = post(client, {"messages": messages, "max_tokens": 2})
