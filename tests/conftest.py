@@ -109,6 +109,9 @@ def make_settings(model_path: Path, search_url: str, **overrides: object) -> Set
         search_timeout=1.0,
         search_cache_size=0,
         search_cooldown=0.0,  # the failure-mode tests send 202s: later tests must still search
+        # answers that do not depend on what ran before (tests compare repeated requests); the
+        # default `on` is tested where reuse is the subject (test_conversations, test_prompt_reuse)
+        prompt_cache="exact",
         allowed_hosts="testserver,localhost,127.0.0.1",  # TestClient calls itself testserver
     )
     base.update(overrides)

@@ -18,7 +18,7 @@ from tests.conftest import make_settings, wait_ready
 
 @pytest.fixture(scope="module")
 def chat_client(model_path, fake_ddg_server) -> Iterator[TestClient]:
-    settings = make_settings(model_path, fake_ddg_server.url, slots=2, max_tokens=24, read_pages=0)
+    settings = make_settings(model_path, fake_ddg_server.url, slots=2, max_tokens=24, read_pages=0, prompt_cache="on")
     with TestClient(create_app(settings)) as c:
         wait_ready(c)
         yield c
@@ -62,7 +62,7 @@ def test_a_web_chat_reuses_its_earlier_turns_and_keeps_their_sources(chat_client
 
 def test_a_web_chat_without_the_remembered_sources_reuses_little(model_path, fake_ddg_server, ddg) -> None:
     """The control for the test above: a server that does not know the first turn's sources."""
-    settings = make_settings(model_path, fake_ddg_server.url, slots=2, max_tokens=24, read_pages=0)
+    settings = make_settings(model_path, fake_ddg_server.url, slots=2, max_tokens=24, read_pages=0, prompt_cache="on")
     with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
         wait_ready(a)
         wait_ready(b)

@@ -132,7 +132,8 @@ def test_web_search_augments_the_last_user_message_of_a_conversation(client, ddg
     ]
     status, body = post(client, {"messages": messages, "max_tokens": 2, "web_search": True})
     assert status == 200
-    assert ddg.queries == ["who made it"]
+    assert ddg.queries == ["who made rust"]  # the follow-up searched with the earlier turn's subject
+    assert body["search_query"] == "who made rust"
     assert set(body) == COMPLETION_KEYS | {"sources", "search_query"}
     assert "https://fake.example/wiki/abstract" in [s["url"] for s in body["sources"]]
     assert all(set(s) == {"n", "title", "url", "text"} for s in body["sources"])

@@ -31,10 +31,7 @@ def test_event_stream_matches_the_json_answer(client: TestClient, ddg) -> None:
     assert set(done) == {"message", "sources", "usage", "finish_reason"}
     assert "".join(data["text"] for _, data in tokens).strip() == done["message"] == plain["message"]
     assert done["sources"] == plain["sources"]
-    counts = ("prompt_tokens", "completion_tokens")
-    assert [done["usage"][k] for k in counts] == [plain["usage"][k] for k in counts]
-    # the same prompt again: all of it but the last token is reused from the first answer's KV cache
-    assert done["usage"]["cached_tokens"] == plain["usage"]["prompt_tokens"] - 1
+    assert done["usage"] == plain["usage"]  # --prompt-cache exact (the tests' setting): short prompts reuse nothing
     assert done["finish_reason"] in ("stop", "length")
     assert ddg.queries == ["what is rust", "what is rust"]
 
