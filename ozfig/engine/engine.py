@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -193,18 +194,29 @@ class Engine:
         """The max_tokens that fits beside the prompt, or PromptTooLongError."""
         return min(max_tokens, check_prompt_fits(prompt_tokens, self.config.ctx))
 
-    def submit(self, job: Job) -> Generation:
-        """Queue `job` (a new one: the engine fills in its delivery, deadline and timings)."""
+    def submit(self, request: Job) -> Generation:
+        """Queue a copy of `request` (the engine fills in its delivery, deadline and timings; the
+        caller's job stays as it was, so one job may be submitted again)."""
         if self.refusing is not None:
             raise DrainingError(self.refusing, retry_after=2)
-        if not job.prompt:
+        if not request.prompt:
             raise RequestError("the prompt is empty")
-        job.max_tokens = self.check_fits(len(job.prompt), job.max_tokens)
+        now = time.monotonic()
+        job = dataclasses.replace(
+            request,
+            prompt=list(request.prompt),
+            max_tokens=self.check_fits(len(request.prompt), request.max_tokens),
+            loop=asyncio.get_running_loop(),
+            submitted=now,
+            deadline=now + self.config.request_timeout,
+            cancelled=False,
+            admitted_at=None,
+            first_token_at=None,
+            last_token_at=None,
+            token_gaps=[],
+        )
         gen = Generation(job)
-        job.loop = asyncio.get_running_loop()
         job.deliver = gen._receive
-        job.submitted = time.monotonic()
-        job.deadline = job.submitted + self.config.request_timeout
         self.check_running()
         if not self.scheduler.submit(job):
             self.check_running()

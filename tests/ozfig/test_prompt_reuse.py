@@ -9,6 +9,7 @@ from ozfig.engine.cache_files import SUFFIX
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Finished, Job
 from ozfig.engine.sampling import SamplingParams
+from tests.ozfig.test_engine_soak import anon_rss_kib
 
 GREEDY = SamplingParams(temperature=0.0)
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. " * 8}
@@ -145,3 +146,25 @@ def test_the_cache_folder_survives_a_restart_and_damaged_files_are_skipped(model
     assert len(skipped) == 2 and all(Path(str(p)).name in " ".join(skipped) for p in ("junk.ozkv", "cut.ozkv"))
     assert again[0].cached_tokens == first.prompt_tokens - 1
     assert again[1].cached_tokens >= first.prompt_tokens
+
+
+def test_a_200_turn_soak_stays_within_the_ram_budget(model, formatter) -> None:
+    """Memory, not bookkeeping: the process's anonymous RSS grows by at most the budget plus a margin."""
+    budget_mib = 8
+    engine = make_engine(model, cache_ram_mib=budget_mib, ctx=256)
+
+    async def soak(turns: int, offset: int) -> None:
+        for i in range(offset, offset + turns):  # a new conversation every turn: each pushes the last out
+            text = f"Conversation {i}: " + " ".join(f"word{(i * 7 + k) % 101}" for k in range(24))
+            await answer(engine, formatter.tokens([{"role": "user", "content": text}]), 2)
+
+    try:
+        asyncio.run(soak(20, 0))  # warm-up: the allocator's pools and the cache reach their size
+        before = anon_rss_kib()
+        asyncio.run(soak(200, 20))
+        after = anon_rss_kib()
+        assert engine.stats.prompt_cache_saved_total >= 200
+        assert engine.stats.prompt_cache_bytes <= budget_mib * 1024 * 1024
+    finally:
+        engine.close()
+    assert after - before < 8 * 1024, f"anonymous memory grew by {after - before} KiB over 200 turns"

@@ -27,7 +27,7 @@ def test_engine_thread_death_is_a_503_for_everyone_and_ends_the_process(
         def crash() -> None:
             raise RuntimeError("simulated crash in the decode loop")
 
-        monkeypatch.setattr(runtime.engine.scheduler, "_step", crash)
+        monkeypatch.setattr(runtime.engine.runner, "step", crash)
         r = client.post("/v1/chat/completions", json=HELLO)  # in flight when the engine dies
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "engine_stopped"

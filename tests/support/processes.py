@@ -35,11 +35,15 @@ def get_json(url: str, timeout: float = 60.0) -> tuple[int, Any]:
 
 @contextmanager
 def serving(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> Iterator[str]:
-    """Start `ozfig serve` with ARGS on a free port; yield its base URL once /health is 200."""
+    """Start `ozfig serve` with ARGS on a free port; yield its base URL once /health is 200.
+
+    With --prompt-cache exact unless ARGS or `env` say otherwise: tests compare repeated requests,
+    whose answers must not depend on what ran before (the default `on` is tested where it is the subject).
+    """
     port = free_port()
     proc = subprocess.Popen(
         ozfig_command("serve", "--host", "127.0.0.1", "--port", str(port), *args),
-        env={**os.environ, **(env or {})},
+        env={"OZFIG_PROMPT_CACHE": "exact", **os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
