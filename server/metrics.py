@@ -28,6 +28,33 @@ TOKEN_GAP_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0
 SEARCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10)
 
 
+# the engine's token and cache counters: (metric, help, EngineStats field)
+ENGINE_COUNTERS = (
+    ("ozfig_prompt_tokens", "Prompt tokens of ended requests.", "prompt_tokens_total"),
+    (
+        "ozfig_prompt_tokens_reused",
+        "Prompt tokens whose KV cache was reused from an earlier request (--prompt-cache).",
+        "prompt_tokens_reused_total",
+    ),
+    (
+        "ozfig_prompt_cache_hits",
+        "Requests that reused some KV cache (in a sequence, copied, or restored from RAM).",
+        "prompt_cache_hits_total",
+    ),
+    (
+        "ozfig_prompt_cache_misses",
+        "Requests that reused no KV cache (--prompt-cache on or exact).",
+        "prompt_cache_misses_total",
+    ),
+    (
+        "ozfig_prompt_cache_restored_tokens",
+        "Prompt tokens restored from the RAM prompt cache (--cache-ram).",
+        "prompt_cache_restored_tokens_total",
+    ),
+    ("ozfig_generation_tokens", "Tokens generated.", "completion_tokens_total"),
+)
+
+
 class EngineCollector(Collector):
     """The engine's gauges and token counters, read at scrape time."""
 
@@ -79,38 +106,12 @@ class EngineCollector(Collector):
             "Share of the KV cache's cells held by running requests (0 to 1).",
             stats.kv_cells_used / stats.kv_cells_total if stats and stats.kv_cells_total else 0,
         )
-        yield counter(
-            "ozfig_prompt_tokens",
-            "Prompt tokens of ended requests.",
-            stats.prompt_tokens_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_prompt_tokens_reused",
-            "Prompt tokens whose KV cache was reused from an earlier request (--prompt-cache).",
-            stats.prompt_tokens_reused_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_prompt_cache_hits",
-            "Requests that reused some KV cache (in a sequence, copied, or restored from RAM).",
-            stats.prompt_cache_hits_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_prompt_cache_misses",
-            "Requests that reused no KV cache (--prompt-cache on or exact).",
-            stats.prompt_cache_misses_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_prompt_cache_restored_tokens",
-            "Prompt tokens restored from the RAM prompt cache (--cache-ram).",
-            stats.prompt_cache_restored_tokens_total if stats else 0,
-        )
+        for name, doc, field_name in ENGINE_COUNTERS:
+            yield counter(name, doc, getattr(stats, field_name) if stats else 0)
         yield gauge(
             "ozfig_prompt_cache_bytes",
             "Bytes the RAM prompt cache holds (at most --cache-ram MiB).",
             stats.prompt_cache_bytes if stats else 0,
-        )
-        yield counter(
-            "ozfig_generation_tokens", "Tokens generated.", stats.completion_tokens_total if stats else 0
         )
         finished = CounterMetricFamily(
             "ozfig_requests_finished",

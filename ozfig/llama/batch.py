@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import llama_cpp as lc
 
+from .owner import Owner
 
-class Batch:
+
+class Batch(Owner):
     """Owns a `llama_batch` of up to `capacity` tokens (one sequence id each); `close` or `with` frees it."""
 
     def __init__(self, capacity: int) -> None:
@@ -36,8 +38,3 @@ class Batch:
             lc.llama_batch_free(self.raw)
             self.raw = None
 
-    def __enter__(self) -> Batch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -13,9 +13,10 @@ import llama_cpp as lc
 import numpy as np
 
 from .batch import Batch
+from .owner import Owner
 
 
-class Context:
+class Context(Owner):
     """A context of `n_ctx` cells in all, for `n_seq` sequences."""
 
     def __init__(self, ptr: ctypes.c_void_p, *, n_ctx: int, n_seq: int, n_vocab: int) -> None:
@@ -30,11 +31,6 @@ class Context:
             lc.llama_free(self.ptr)
             self.ptr = None
 
-    def __enter__(self) -> Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- decoding ---------------------------------------------------------------------------
 

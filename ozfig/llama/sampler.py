@@ -16,13 +16,14 @@ import llama_cpp as lc
 
 from ..errors import GrammarError
 from .backend import clear_errors, recent_errors
+from .owner import Owner
 
 if TYPE_CHECKING:
     from .context import Context
     from .model import LlamaModel
 
 
-class SamplerChain:
+class SamplerChain(Owner):
     def __init__(self) -> None:
         self.ptr: lc.llama_sampler_p | None = lc.llama_sampler_chain_init(
             lc.llama_sampler_chain_default_params()
@@ -107,8 +108,3 @@ class SamplerChain:
             lc.llama_sampler_free(self.ptr)
             self.ptr = None
 
-    def __enter__(self) -> SamplerChain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
