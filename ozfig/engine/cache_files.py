@@ -37,8 +37,10 @@ def cache_key(model_path: str, lora_path: str = "") -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
-def _digest(tokens: bytes, state: bytes) -> str:
-    return hashlib.sha256(tokens + state).hexdigest()
+def _digest(tokens: bytes, state: bytes | bytearray) -> str:
+    h = hashlib.sha256(tokens)
+    h.update(state)
+    return h.hexdigest()
 
 
 def _token_bytes(tokens: array.array[int]) -> bytes:
@@ -68,7 +70,8 @@ def write_entries(directory: Path, key: str, entries: Iterable[CacheEntry]) -> i
         name = directory / f"{hashlib.sha256(key.encode() + tokens).hexdigest()[:24]}{SUFFIX}"
         tmp = name.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
-            fh.write(MAGIC + len(head).to_bytes(4, "little") + head + tokens + entry.state)
+            fh.write(MAGIC + len(head).to_bytes(4, "little") + head + tokens)
+            fh.write(entry.state)
         os.replace(tmp, name)
         written += 1
     return written
@@ -92,7 +95,7 @@ def _header(path: Path, quiet: bool = False) -> dict[str, object]:
         return {}
 
 
-def read_entries(directory: Path, key: str) -> Iterator[tuple[array.array[int], int, bytes]]:
+def read_entries(directory: Path, key: str) -> Iterator[tuple[array.array[int], int, bytearray]]:
     """(tokens, exact, state) of each good file of this key; others skipped with a warning."""
     if not directory.is_dir():
         return
@@ -119,4 +122,4 @@ def read_entries(directory: Path, key: str) -> Iterator[tuple[array.array[int], 
         tokens.frombytes(tokens_raw)
         if sys.byteorder != "little":
             tokens.byteswap()
-        yield tokens, exact, state
+        yield tokens, exact, bytearray(state)  # loaded into a context without another copy

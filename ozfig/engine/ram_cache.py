@@ -21,7 +21,7 @@ from .prefix_cache import common_prefix
 class CacheEntry:
     tokens: array.array[int]  # what the saved cells hold, in order
     exact: int  # how many of them were computed in whole aligned prompt chunks (`exact` mode)
-    state: bytes  # llama.cpp's per-sequence state
+    state: bytes | bytearray  # llama.cpp's per-sequence state
     last_used: float = field(default_factory=time.monotonic)
     id: int = 0
 
@@ -52,7 +52,7 @@ class RamCache:
             for e in self.entries.values()
         )
 
-    def put(self, tokens: Sequence[int], exact: int, state: bytes) -> bool:
+    def put(self, tokens: Sequence[int], exact: int, state: bytes | bytearray) -> bool:
         """Keep a state; entries it makes redundant (a prefix of its tokens) go. False if over the budget."""
         entry = CacheEntry(array.array("i", tokens), exact, state, id=next(self._ids))
         if entry.size > self.budget:

@@ -177,7 +177,9 @@ class Runner:
             return
         filling = min(waiting, key=lambda s: s.job.submitted)  # oldest request first
         prompt = filling.job.prompt
-        end = min(len(prompt), (filling.fed // self.prompt_chunk + 1) * self.prompt_chunk)
+        # `exact`: chunks cut at multiples of `prompt_chunk`, as a fresh run cuts them; else as they come
+        start = filling.fed - filling.fed % self.prompt_chunk if self.cache.mode == "exact" else filling.fed
+        end = min(len(prompt), start + self.prompt_chunk)
         batch.clear()
         for i in range(filling.fed, end):
             filling.row = batch.add(prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)

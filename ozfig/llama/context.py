@@ -75,14 +75,21 @@ class Context(Owner):
     def seq_state_size(self, seq: int) -> int:
         return int(lc.llama_state_seq_get_size(self.ptr, seq))
 
-    def seq_state_save(self, seq: int) -> bytes:
-        """`seq`'s whole state (its cells' keys and values, positions) as bytes."""
+    def seq_state_save(self, seq: int) -> bytearray:
+        """`seq`'s whole state (its cells' keys and values, positions), written straight into a new buffer."""
         size = self.seq_state_size(seq)
-        buf = (ctypes.c_uint8 * size)()
-        written = int(lc.llama_state_seq_get_data(self.ptr, buf, size, seq))
-        return bytes(memoryview(buf)[:written])
+        buf = bytearray(size)
+        view = (ctypes.c_uint8 * size).from_buffer(buf)
+        written = int(lc.llama_state_seq_get_data(self.ptr, view, size, seq))
+        del view
+        if written != size:
+            del buf[written:]
+        return buf
 
-    def seq_state_load(self, seq: int, data: bytes) -> bool:
+    def seq_state_load(self, seq: int, data: bytes | bytearray) -> bool:
         """Replace `seq`'s cells with a state from `seq_state_save`; False if llama.cpp refused it."""
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if isinstance(data, bytearray):
+            buf = (ctypes.c_uint8 * len(data)).from_buffer(data)  # no copy
+        else:
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         return int(lc.llama_state_seq_set_data(self.ptr, buf, len(data), seq)) > 0
