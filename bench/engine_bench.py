@@ -59,17 +59,17 @@ async def engine_run(engine: Engine, n_vocab: int, B: int, prompt: int, steps: i
     prompts = [[int(t) for t in rng.integers(300, n_vocab, size=prompt)] for _ in range(B)]
     sampling = SamplingParams(temperature=0.0, ignore_eos=True)
 
-    async def one(tokens: list[int]) -> None:
+    async def one(tokens: list[int]) -> float:
         async with engine.generate(Job(tokens, steps, sampling)) as gen:
             async for _ in gen:
                 pass
         assert gen.result is not None and gen.result.completion_tokens == steps, gen.result
+        assert gen.result.time_to_first_token is not None
+        return gen.result.time_to_first_token
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(p) for p in prompts))
+    ttft = await asyncio.gather(*(one(p) for p in prompts))
     end = time.perf_counter()
-    stats = engine.stats
-    ttft = list(stats.ttft_seconds)[-B:]
     first_token = start + min(ttft)
     return {
         "sequences": B,
