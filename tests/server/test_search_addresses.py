@@ -161,7 +161,7 @@ def test_embedded_forms() -> None:
 
     assert inner("::ffff:1.2.3.4") == ["1.2.3.4"]
     assert inner("::1.2.3.4") == ["1.2.3.4"]
-    assert inner("::") == [] and inner("::1") == []
+    assert inner("::") == [] and inner("::1") == [] and inner("::2") == ["0.0.0.2"]
     assert inner("64:ff9b::102:304") == ["1.2.3.4"]
     assert inner("64:ff9b:1::102:304") == ["1.2.3.4"]
     assert inner("2002:102:304:5::6") == ["1.2.3.4"]
