@@ -86,7 +86,7 @@ def test_metrics_public_and_either_key_on_metrics() -> None:
 
 
 def test_admin_routes() -> None:
-    client, drain, refusals, seen = make(keys=KeyCheck([KEY]), admin=KeyCheck([ADMIN]))
+    client, _, refusals, _ = make(keys=KeyCheck([KEY]), admin=KeyCheck([ADMIN]))
     r = client.post("/admin/drain", headers={"X-Api-Key": KEY})
     assert (r.status_code, r.json()["code"]) == (403, "admin_key_required")
     r = client.post("/admin/drain")
