@@ -26,7 +26,7 @@ declare -A MODULES=(
   [chat_tokens]="ozfig/chat_tokens.py|tests/ozfig/test_chat_tokens.py tests/ozfig/test_chat_tokens_cuts.py"
   [chat_template]="ozfig/chat_template.py|tests/ozfig/test_chat_template.py tests/ozfig/test_chat_template_exact.py"
   [access]="server/api/access.py|tests/server/test_access.py tests/server/test_access_rules.py"
-  [gate]="server/api/gate.py|tests/server/test_access.py tests/server/test_access_rules.py"
+  [gate]="server/api/gate.py|tests/server/test_access.py tests/server/test_gate_rules.py"
   [options]="ozfig/options.py|tests/ozfig/test_options.py tests/server/test_settings.py tests/server/test_readme_settings.py"
 )
 ORDER=(guard neutralize chat_tokens chat_template access gate options)
