@@ -162,6 +162,18 @@ class ForbiddenError(RequestError):
     code = "forbidden"
 
 
+class AdminKeyRequiredError(ForbiddenError):
+    """An API key on an /admin/ route: only the admin key opens them."""
+
+    code = "admin_key_required"
+
+
+class AdminDisabledError(NotFoundError):
+    """An /admin/ route on a server started without --admin-key: they are off."""
+
+    code = "admin_disabled"
+
+
 class ServiceUnavailableError(OzfigError):
     """The server cannot take the request now; the client may retry."""
 

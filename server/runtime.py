@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ozfig.chat_format import ChatFormatter
+from ozfig.cpus import CpuCount, available_cpus
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
@@ -38,6 +39,13 @@ def default_slots(settings: Settings) -> int:
     return 8 if gpu_offload_supported() and settings.gpu_layers != 0 else 4
 
 
+def decode_threads(settings: Settings, cpus: Callable[[], CpuCount] = available_cpus) -> CpuCount:
+    """The engine's thread count: --threads, or (0) the CPUs this process may run on."""
+    if settings.threads:
+        return CpuCount(settings.threads, "setting", f"--threads {settings.threads}")
+    return cpus()
+
+
 def web_search(settings: Settings, **test_hooks: Any) -> WebSearch:
     """The WebSearch the settings describe (`test_hooks`: resolver, observe_connect)."""
     backend = make_backend(
@@ -57,6 +65,7 @@ def web_search(settings: Settings, **test_hooks: Any) -> WebSearch:
         cache_ttl=settings.search_cache_ttl,
         page_cache_size=settings.page_cache_size,
         fetch_allow=settings.fetch_allow,
+        fetch_ports=settings.fetch_ports,
         **test_hooks,
     )
 
@@ -72,6 +81,8 @@ class Runtime:
     error: OzfigError | None = None
     on_engine: Callable[[Engine], None] = lambda engine: None  # told of the engine once it serves
     source_memory: SourceMemory = field(default_factory=SourceMemory)  # web sources of earlier turns
+    cpus: Callable[[], CpuCount] = available_cpus  # tests give a fake cgroup and affinity mask
+    threads: CpuCount | None = None  # the engine's threads, once decided (at the start of loading)
     _loader: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -98,6 +109,8 @@ class Runtime:
     async def _load(self) -> None:
         s = self.settings
         try:
+            self.threads = threads = decode_threads(s, self.cpus)
+            log.info("decoding threads: %d (%s)", threads.count, threads.detail)
             path = await asyncio.to_thread(resolve_model_path, s.model)
             if s.gpu_layers != 0 and not gpu_offload_supported():
                 log.warning(
@@ -114,7 +127,7 @@ class Runtime:
                 slots=default_slots(s),
                 ctx=s.ctx,
                 batch=s.batch,
-                threads=s.threads,
+                threads=threads.count,
                 max_waiting=s.queue,
                 prompt_cache=s.prompt_cache,  # type: ignore[arg-type]  # one of the choices
                 cache_ram_mib=s.cache_ram,

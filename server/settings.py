@@ -12,6 +12,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
+from ozfig import limits
 from ozfig.errors import SettingsError
 from ozfig.options import Options, option
 
@@ -20,6 +21,13 @@ ENV_PREFIX = "OZFIG_"
 DEFAULT_MODEL = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
 DEFAULT_SEARCH_URL = "https://api.duckduckgo.com/"
 DEFAULT_SEARCH_HTML_URL = "https://html.duckduckgo.com/html/"
+
+
+def tcp_port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError("a TCP port is 1 to 65535")
+    return port
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,25 @@ class Settings(Options):
     max_tokens: int = option(
         512, "Default and upper limit of tokens generated per answer.", minimum=1, maximum=1_048_576
     )
-    temperature: float = option(0.7, "Default sampling temperature (0 = greedy).", minimum=0.0, maximum=5.0)
+    temperature: float = option(
+        limits.TEMPERATURE_DEFAULT,
+        "Default sampling temperature (0 = greedy); a request's own may be as high.",
+        minimum=limits.TEMPERATURE_MIN,
+        maximum=limits.TEMPERATURE_MAX,
+    )
     gpu_layers: int = option(
         -1,
         "Layers to offload to the GPU: -1 = all when the build supports a GPU, 0 = CPU only.",
         minimum=-1,
         maximum=100_000,
     )
-    threads: int = option(0, "CPU threads for decoding (0 = one per core).", minimum=0, maximum=1024)
+    threads: int = option(
+        0,
+        "CPU threads for decoding (0 = the CPUs this process may run on: its affinity mask, capped by "
+        "its cgroup's CPU quota, as in a container limited to N CPUs; logged at start, shown by /health).",
+        minimum=0,
+        maximum=1024,
+    )
     slots: int = option(
         0,
         "Sequences decoded together (0 = 8 with a GPU, 4 on CPU). Each gets --ctx tokens of KV cache.",
@@ -160,7 +179,7 @@ class Settings(Options):
     )
     page_cache_size: int = option(
         256,
-        "Pages whose extracted text is cached, for 6 hours (64 MB at most; 0 disables the cache).",
+        "Pages whose extracted text is cached, for 6 hours (64 MB of memory at most; 0 disables the cache).",
         minimum=0,
         maximum=1_000_000,
     )
@@ -170,6 +189,13 @@ class Settings(Options):
         "repeat the flag for more (variable: comma-separated). Default: none, only public addresses.",
         metavar="CIDR",
         item_check=lambda cidr: ipaddress.ip_network(cidr, strict=False),
+    )
+    fetch_ports: tuple[str, ...] = option(
+        (),
+        "A TCP port pages may be read from besides 80 and 443 (any port of a --fetch-allow network "
+        "is); repeat the flag for more (variable: comma-separated).",
+        metavar="PORT",
+        item_check=tcp_port,
     )
     max_query_chars: int = option(
         4000, "Longest accepted query, in characters.", minimum=1, maximum=1_000_000
@@ -216,6 +242,16 @@ class Settings(Options):
     api_key_file: str = option(
         "", "File of API keys, one per line ('#' starts a comment), added to --api-key.", metavar="FILE"
     )
+    admin_key: tuple[str, ...] = option(
+        (),
+        "Key the /admin/ routes (POST /admin/drain) need, sent like an API key; API keys get 403 there. "
+        "Repeatable (the variable takes them comma-separated). No admin key: /admin/ is off (404); "
+        "SIGTERM still drains. It also opens /metrics and /health's details.",
+        metavar="KEY",
+    )
+    admin_key_file: str = option(
+        "", "File of admin keys, one per line ('#' starts a comment), added to --admin-key.", metavar="FILE"
+    )
     cors_origins: str = option(
         "",
         "Origins allowed to call the API from a browser page, comma-separated ('*' for any); empty: CORS off.",
@@ -228,7 +264,9 @@ class Settings(Options):
         metavar="HOSTS",
     )
     metrics_public: bool = option(
-        False, "Serve GET /metrics without the API key: on or off.", metavar="on|off"
+        False,
+        "Serve GET /metrics without a key (else an API key or the admin key): on or off.",
+        metavar="on|off",
     )
     drain_timeout: float = option(
         30.0,

@@ -1,9 +1,12 @@
-"""Who may call the server: API keys, the Host header check, and the startup warnings about both.
+"""Who may call the server: API keys, the admin key, the Host header check, and the startup warnings.
 
-Keys come from `--api-key` (repeatable, or comma-separated in `OZFIG_API_KEY`) and
-`--api-key-file` (one per line). A request's key is read from `Authorization: Bearer KEY` or
-`X-Api-Key: KEY` and compared with every configured key in constant time (`hmac.compare_digest`
-on each, no early exit), so the answer's timing says nothing about how much of a key matched.
+API keys come from `--api-key` (repeatable, or comma-separated in `OZFIG_API_KEY`) and
+`--api-key-file` (one per line); admin keys from `--admin-key` and `--admin-key-file` the same
+way. The two sets must not share a key: an API key is a user's, the admin key an operator's
+(`/admin/` routes take only the admin key). A request's key is read from
+`Authorization: Bearer KEY` or `X-Api-Key: KEY` and compared with every configured key in
+constant time (`hmac.compare_digest` on each, no early exit), so the answer's timing says
+nothing about how much of a key matched.
 
 The Host check is against DNS rebinding (a web page on another name that resolves to this
 machine): by default, a server bound to loopback accepts only the loopback names; one bound
@@ -32,15 +35,15 @@ def split_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def read_key_file(path: str) -> list[str]:
+def read_key_file(path: str, where: str = "--api-key-file / OZFIG_API_KEY_FILE") -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"--api-key-file / OZFIG_API_KEY_FILE: cannot read {path}: {exc}") from None
+        raise SettingsError(f"{where}: cannot read {path}: {exc}") from None
     keys = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     keys = [k for k in keys if k]
     if not keys:
-        raise SettingsError(f"--api-key-file / OZFIG_API_KEY_FILE: {path} holds no key")
+        raise SettingsError(f"{where}: {path} holds no key")
     return keys
 
 
@@ -62,10 +65,24 @@ class KeyCheck:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyCheck:
+        """The API keys (users')."""
         keys = list(settings.api_key)
         if settings.api_key_file:
             keys += read_key_file(settings.api_key_file)
         return cls(keys)
+
+    @classmethod
+    def admin_from_settings(cls, settings: Settings, users: KeyCheck) -> KeyCheck:
+        """The admin keys; a SettingsError when one is also an API key (`users`)."""
+        keys = list(settings.admin_key)
+        if settings.admin_key_file:
+            keys += read_key_file(settings.admin_key_file, "--admin-key-file / OZFIG_ADMIN_KEY_FILE")
+        admin = cls(keys)
+        if set(admin._keys) & set(users._keys):
+            raise SettingsError(
+                "an admin key (--admin-key, --admin-key-file) is also an API key: use another"
+            )
+        return admin
 
     @property
     def enabled(self) -> bool:

@@ -1,9 +1,13 @@
 """Operations routes: GET /livez, GET /metrics, POST /admin/drain.
 
-`/livez` is the liveness probe: 200 while the engine thread's loop beats (it does, idle or
-not, at least every second; one decode step may hold it up to `LIVENESS_SECONDS`), or while
-the model is still loading; 503 when the loop has stopped or hangs. A restart is the cure
-for a 503 here; `/health` (readiness) says whether to send traffic.
+`/livez` is the liveness probe, `{"status", "reason"}` as `/health` says them: 200 `ok`
+(`alive`) while the engine thread's loop beats (it does, idle or not, at least every second;
+one decode step may hold it up to `LIVENESS_SECONDS`), `loading` (`model_loading`) while the
+model loads, `draining` (`draining`) while it drains; 503 `failed` when the loop has stopped or
+hangs (`engine_stalled`) or the model failed to load (the startup error's code). A restart is
+the cure for a 503 here; `/health` (readiness) says whether to send traffic.
+
+`POST /admin/drain` is reached only with the admin key (the gate sees to it).
 """
 
 from __future__ import annotations
@@ -11,12 +15,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ozfig.errors import ForbiddenError
-
 from ..drain import Drain
 from ..metrics import CONTENT_TYPE, Metrics
-from .access import is_loopback
 from .common import runtime_of
+from .health import state_of
 
 LIVENESS_SECONDS = 120.0
 
@@ -24,7 +26,8 @@ LIVENESS_SECONDS = 120.0
 OPS_PATHS = {
     "/livez": {
         "get": {
-            "summary": "Liveness: 200 while the engine loop beats or the model loads; 503 when it stalled",
+            "summary": "Liveness: 200 while the engine loop beats, the model loads or the server drains; "
+            "503 when the loop stalled or loading failed",
             "responses": {
                 "200": {
                     "description": "alive",
@@ -36,7 +39,8 @@ OPS_PATHS = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics (ozfig_*); needs the API key when keys are set, unless --metrics-public",
+            "summary": "Prometheus metrics (ozfig_*); needs an API key or the admin key when API keys are "
+            "set, unless --metrics-public",
             "responses": {
                 "200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {}}}
             },
@@ -47,13 +51,18 @@ OPS_PATHS = {
 
 async def livez(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
+    state = state_of(runtime, request.app.state.drain)
+    if state.status == "failed":
+        return JSONResponse({"status": "failed", "reason": state.reason}, status_code=503)
     engine = runtime.engine
     if engine is None:
-        status = "failed" if runtime.error is not None else "loading"
-        return JSONResponse({"status": status}, status_code=503 if runtime.error is not None else 200)
-    age = engine.heartbeat_age()
-    body = {"status": "ok" if age < LIVENESS_SECONDS else "stalled", "engine_heartbeat_age": round(age, 3)}
-    return JSONResponse(body, status_code=200 if age < LIVENESS_SECONDS else 503)
+        return JSONResponse({"status": state.status, "reason": state.reason})
+    age = round(engine.heartbeat_age(), 3)
+    if age >= LIVENESS_SECONDS:
+        body = {"status": "failed", "reason": "engine_stalled", "engine_heartbeat_age": age}
+        return JSONResponse(body, status_code=503)
+    reason = "alive" if state.status == "ok" else state.reason
+    return JSONResponse({"status": state.status, "reason": reason, "engine_heartbeat_age": age})
 
 
 async def metrics(request: Request) -> Response:
@@ -62,12 +71,8 @@ async def metrics(request: Request) -> Response:
 
 
 async def drain(request: Request) -> JSONResponse:
-    """Start draining. The key is checked by the gate when keys are set; without keys, loopback only."""
+    """Start draining (the gate let only the admin key through)."""
     state: Drain = request.app.state.drain
-    keys = request.app.state.keys
-    client = request.client.host if request.client else ""
-    if not keys.enabled and not is_loopback(client):
-        raise ForbiddenError("without --api-key, POST /admin/drain is accepted from this machine only")
     started = state.start("POST /admin/drain")
     return JSONResponse(
         {"status": "draining", "started": started, "running": state.in_flight, "timeout": state.timeout},

@@ -1,15 +1,17 @@
-"""The one ASGI middleware every HTTP request passes: request id, Host, CORS, API key, drain.
+"""The one ASGI middleware every HTTP request passes: request id, Host, CORS, keys, drain.
 
 In order, for each request:
 1. its id: the client's `X-Request-Id` when it is 1 to 128 characters of `[A-Za-z0-9._-]`,
    else a new one; it is sent back on every response and shown on every log line of the request;
-2. the probes `/health` and `/livez` pass (during a drain `/health` is 503 `draining`);
+2. the probes `/health` and `/livez` pass (they answer for themselves, draining included);
 3. the Host header against `--allowed-hosts` (400 `host_not_allowed`);
 4. CORS, when `--cors-origins` is set: preflights answered here, allowed origins echoed;
-5. the API key, when keys are set, except on `/` and `/static/` (the chat page), the probes and a
-   public `/metrics` (401);
-6. while draining (after `--drain-grace`), a 503 `draining` with `Retry-After` for anything new;
-7. requests that pass are counted in flight (the drain waits for them) and logged when done.
+5. `/admin/` routes take the admin key only: none configured, they are off (404
+   `admin_disabled`); an API key gets 403 `admin_key_required`, no key or a wrong one 401;
+6. the API key, when keys are set, except on `/` and `/static/` (the chat page), the probes and a
+   public `/metrics` (401); `/metrics` takes the admin key too;
+7. while draining (after `--drain-grace`), a 503 `draining` with `Retry-After` for anything new;
+8. requests that pass are counted in flight (the drain waits for them) and logged when done.
 Every refusal is JSON in the documented error shape (`http_errors.error_body`).
 """
 
@@ -26,6 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ozfig.errors import (
+    AdminDisabledError,
+    AdminKeyRequiredError,
     DrainingError,
     HostNotAllowedError,
     OriginNotAllowedError,
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 PROBES = frozenset({"/health", "/livez"})
+ADMIN_PREFIX = "/admin/"
 NOT_IN_FLIGHT = PROBES | {"/metrics", "/admin/drain"}
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Api-Key, X-Request-Id"
 CORS_MAX_AGE = "600"
@@ -64,9 +69,11 @@ class Gate:
         cors_origins: str = "",
         metrics_public: bool = False,
         on_refusal: Callable[[int, str], None] = lambda status, code: None,
+        admin: KeyCheck | None = None,
     ) -> None:
         self.app = app
         self.keys = keys
+        self.admin = admin or KeyCheck(())
         self.hosts = hosts
         self.drain = drain
         origins = split_list(cors_origins)
@@ -121,8 +128,6 @@ class Gate:
     def refusal(self, scope: Scope, headers: Headers, origin: str | None) -> Response | None:
         path: str = scope["path"]
         if path in PROBES:
-            if path == "/health" and self.drain.draining:
-                return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": "5"})
             return None
         if not self.hosts.accepts(headers.get("host")):
             return self.refuse(
@@ -132,19 +137,38 @@ class Gate:
             if origin is None:
                 return self.refuse(path, OriginNotAllowedError("this origin may not call the server"))
             return Response(status_code=204)
-        if self.keys.enabled and not self.is_open(path) and not self.keys.accepts(headers):
-            given = KeyCheck.presented(headers) is not None
-            reason = "the API key is not valid" if given else "an API key is needed"
-            return self.refuse(
-                path,
-                UnauthorizedError(f"{reason}: send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"),
-                {"WWW-Authenticate": "Bearer"},
-            )
+        if path.startswith(ADMIN_PREFIX):
+            return self.admin_refusal(path, headers)
+        if self.keys.enabled and not self.is_open(path) and not self.key_accepted(path, headers):
+            return self.unauthorized(path, headers, "API key")
         if self.drain.refusing and path not in NOT_IN_FLIGHT:
             return self.refuse(
                 path, DrainingError("the server is shutting down; retry on another replica", retry_after=2)
             )
         return None
+
+    def admin_refusal(self, path: str, headers: Headers) -> Response | None:
+        """`/admin/` routes: the admin key passes; off without one; an API key is not enough."""
+        if not self.admin.enabled:
+            return self.refuse(path, AdminDisabledError("the admin routes are off: no --admin-key is set"))
+        if self.admin.accepts(headers):
+            return None
+        if self.keys.enabled and self.keys.accepts(headers):
+            return self.refuse(path, AdminKeyRequiredError("this route takes the admin key, not an API key"))
+        return self.unauthorized(path, headers, "admin key")
+
+    def key_accepted(self, path: str, headers: Headers) -> bool:
+        """An API key; on /metrics, the admin key too."""
+        return self.keys.accepts(headers) or (path == "/metrics" and self.admin.accepts(headers))
+
+    def unauthorized(self, path: str, headers: Headers, what: str) -> Response:
+        given = KeyCheck.presented(headers) is not None
+        reason = f"the {what} is not valid" if given else f"an {what} is needed"
+        return self.refuse(
+            path,
+            UnauthorizedError(f"{reason}: send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"),
+            {"WWW-Authenticate": "Bearer"},
+        )
 
     def is_open(self, path: str) -> bool:
         """Paths served without a key: the chat page and its static files, the probes."""

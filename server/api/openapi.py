@@ -135,10 +135,13 @@ def _paths() -> dict[str, Any]:
         },
         "/health": {
             "get": {
-                "summary": "200 once the model is loaded, with what is served; 503 while loading or failed",
+                "summary": "200 once the model is loaded, with what is served; 503 while loading, draining or "
+                "failed (with a reason code; details with the admin key only)",
                 "responses": {
                     "200": _json(response_schema.Health, "ready"),
-                    "503": _json(response_schema.HealthProblem, "loading, or failed", headers=RETRY_AFTER),
+                    "503": _json(
+                        response_schema.HealthProblem, "loading, draining or failed", headers=RETRY_AFTER
+                    ),
                 },
             }
         },

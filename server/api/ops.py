@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class Operations:
     settings: Settings
     keys: KeyCheck
+    admin: KeyCheck
     hosts: HostCheck
     drain: Drain
     metrics: Metrics
@@ -37,9 +38,12 @@ class Operations:
         drain = Drain(settings.drain_timeout, settings.drain_grace)
         metrics = Metrics(lambda: runtime.engine, lambda: drain.draining, lambda: drain.in_flight)
         keys, hosts = KeyCheck.from_settings(settings), HostCheck.from_settings(settings)
+        admin = KeyCheck.admin_from_settings(settings, keys)
         for warning in startup_warnings(settings, keys, hosts):
             log.warning("%s", warning)
-        return cls(settings, keys, hosts, drain, metrics)
+        if not admin.enabled:
+            log.info("no --admin-key: the /admin/ routes are off (SIGTERM still drains)")
+        return cls(settings, keys, admin, hosts, drain, metrics)
 
     @property
     def routes(self) -> list[Route]:
@@ -54,6 +58,7 @@ class Operations:
         return Middleware(
             Gate,
             keys=self.keys,
+            admin=self.admin,
             hosts=self.hosts,
             drain=self.drain,
             cors_origins=self.settings.cors_origins,
@@ -63,6 +68,7 @@ class Operations:
 
     def attach(self, app: Starlette, runtime: Runtime) -> None:
         app.state.keys = self.keys
+        app.state.admin_keys = self.admin
         app.state.drain = self.drain
         app.state.metrics = self.metrics
         runtime.search.observe = self.metrics.observe_search

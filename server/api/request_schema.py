@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-MAX_STOPS = 4
+from ozfig import limits
+
+MAX_STOPS = limits.MAX_STOPS
 Role = Literal["system", "developer", "user", "assistant"]
 
 
@@ -102,10 +104,14 @@ class ChatCompletionRequest(_Request):
     model: str | None = Field(None, description="accepted and echoed; the one loaded model answers")
     max_tokens: int | None = Field(None, ge=1, description="capped at --max-tokens")
     max_completion_tokens: int | None = Field(None, ge=1, description="wins over max_tokens")
-    temperature: float | None = Field(None, ge=0, le=2, description="default --temperature")
-    top_p: float | None = Field(None, ge=0, le=1, description="default 0.95")
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    temperature: float | None = Field(
+        None, ge=limits.TEMPERATURE_MIN, le=limits.TEMPERATURE_MAX, description="default --temperature"
+    )
+    top_p: float | None = Field(
+        None, ge=limits.TOP_P_MIN, le=limits.TOP_P_MAX, description=f"default {limits.TOP_P_DEFAULT}"
+    )
+    frequency_penalty: float | None = Field(None, ge=limits.PENALTY_MIN, le=limits.PENALTY_MAX)
+    presence_penalty: float | None = Field(None, ge=limits.PENALTY_MIN, le=limits.PENALTY_MAX)
     stop: Stop | None = Field(None, description=f"a string or up to {MAX_STOPS} strings")
     seed: int | None = None
     stream: bool | None = Field(None, description="true: Server-Sent Events of chat.completion.chunk")

@@ -155,6 +155,8 @@ class Hint(_Response):
 
 class Health(_Response):
     status: Literal["ok"]
+    reason: Literal["ready"]
+    detail: SkipJsonSchema[None] | str = Field(None, description="never set when ok")
     model: str
     ctx: int
     gpu: bool
@@ -162,8 +164,15 @@ class Health(_Response):
     slots: int
     busy_slots: int
     queue_depth: int
+    threads: int = Field(ge=1, description="decoding threads")
+    threads_from: Literal["setting", "affinity", "cgroup", "cpu_count"] = Field(
+        description="--threads, or the CPUs this process may run on: its affinity mask or its cgroup's quota"
+    )
 
 
 class HealthProblem(_Response):
-    status: Literal["loading", "failed"]
-    error: SkipJsonSchema[None] | str = Field(None, description="why it failed")
+    status: Literal["loading", "draining", "failed"]
+    reason: str = Field(description="a stable code: model_loading, draining, or why it failed")
+    detail: SkipJsonSchema[None] | str = Field(
+        None, description="why it failed, in words: only for a request with the admin key"
+    )

@@ -1,8 +1,9 @@
-"""A bounded LRU whose entries expire: by count, by total size, and each after its own TTL."""
+"""A bounded LRU whose entries expire: by count, by total size in bytes, and each after its own TTL."""
 
 from __future__ import annotations
 
 import collections
+import sys
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -11,7 +12,11 @@ V = TypeVar("V")
 
 
 class TTLCache(Generic[V]):
-    """`max_entries` entries and `max_bytes` of `size(value)` at most; 0 entries disables it."""
+    """`max_entries` entries and `max_bytes` at most; 0 entries disables it.
+
+    An entry's bytes are `size(value)`; for texts, `memory_bytes`: the memory a text holds
+    (1, 2 or 4 bytes a character, by its widest one, and the object's header), so a page of
+    Chinese text counts what it takes, not its length."""
 
     def __init__(
         self,
@@ -58,6 +63,11 @@ class TTLCache(Generic[V]):
     def _remove(self, key: str) -> None:
         _, nbytes, _ = self._items.pop(key)
         self.bytes -= nbytes
+
+
+def memory_bytes(text: str) -> int:
+    """The memory `text` holds, in bytes."""
+    return sys.getsizeof(text)
 
 
 def normalized_query(query: str) -> str:

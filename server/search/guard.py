@@ -1,41 +1,36 @@
-"""SSRF guard: pages are fetched only from globally routable addresses.
+"""SSRF guard: pages are read only from public addresses, on the web's ports.
 
 Three checks, so that no route around one of them reaches an internal address:
-- `check_url`: the scheme is http(s) and a literal IP host is allowed (aiohttp does not ask
-  the resolver for a literal address), done on the first URL and on every redirect;
-- `GuardedResolver`: after DNS resolution, a host any of whose addresses is not allowed is
-  refused whole (a name that resolves to one public and one private address is refused);
-- `GuardedSockets.factory`: the socket aiohttp is about to connect is checked again, the
-  last word whatever path led there.
+- `check_url`: the scheme is http(s), the port allowed, and a literal IP host (in any
+  spelling a resolver accepts: "2130706433", "0x7f.1", "[::ffff:127.0.0.1]") allowed,
+  on the first URL and on every redirect (aiohttp asks no resolver for a literal address);
+- `GuardedResolver`: after DNS resolution, a host any of whose addresses (with the port)
+  is not allowed is refused whole (a name with one public and one private address too);
+- `GuardedSockets.factory`: the address and port aiohttp is about to connect to are
+  checked again, the last word whatever path led there.
 
-Not allowed: private, loopback, link-local, multicast, reserved, unspecified, shared
-(100.64/10) and documentation ranges, with IPv4 addresses hidden in IPv6 forms
-(`::ffff:a.b.c.d`, `::a.b.c.d`, 6to4, NAT64 `64:ff9b::/96`) unwrapped first. `allow`
-(the `--fetch-allow` CIDRs) lets chosen networks through, as the tests' 127.0.0.2/32.
+Allowed: a public address (see addresses.py: explicit tables, the same on every Python
+version, IPv4 forms inside IPv6 unwrapped) on port 80 or 443, or a `--fetch-ports` port;
+and any port of an address in a `--fetch-allow` network (the tests' 127.0.0.2/32).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from .addresses import IPNetwork, in_networks, is_public, parse_ipv4_literal
 from .errors import PageRefused
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-_LEGACY_IPV4_RE = re.compile(r"[0-9a-fA-FxX.]+")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+WEB_PORTS = frozenset({80, 443})
 
 
 def parse_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
@@ -43,51 +38,47 @@ def parse_networks(cidrs: Sequence[str]) -> list[IPNetwork]:
     return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip()]
 
 
-def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 form carries, if it carries one."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def globally_routable(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:
-            return False
-        inner = embedded_ipv4(ip)
-        if inner is not None:
-            return globally_routable(inner)
-        if ip.teredo is not None:
-            return False
-    return ip.is_global and not (
-        ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_link_local or ip.is_loopback
-    )
+def parse_ports(ports: Iterable[str | int]) -> frozenset[int]:
+    """`--fetch-ports` values as port numbers; ValueError names a bad one."""
+    out = set()
+    for raw in ports:
+        port = int(raw)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{raw} is not a TCP port (1-65535)")
+        out.add(port)
+    return frozenset(out)
 
 
 class AddressGuard:
-    """Decides whether an address may be connected to."""
+    """Decides whether an address, and a port on it, may be connected to."""
 
-    def __init__(self, allow: Sequence[IPNetwork] = ()) -> None:
+    def __init__(self, allow: Sequence[IPNetwork] = (), ports: Iterable[int] = ()) -> None:
         self.allow = list(allow)
+        self.ports = WEB_PORTS | frozenset(ports)
 
-    def allowed(self, address: str) -> bool:
+    def allowed(self, address: str, port: int | None = None) -> bool:
+        """`address` may be read from (at `port`, when given)."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
-        return any(plain in net for net in self.allow) or globally_routable(ip)
+        if in_networks(ip, self.allow):
+            return True
+        return is_public(ip) and (port is None or port in self.ports)
 
-    def check(self, address: str, what: str) -> None:
-        if not self.allowed(address):
-            raise PageRefused(f"{what} is at {address}, which is not a public address")
+    def check(self, address: str, what: str, port: int | None = None) -> None:
+        if self.allowed(address):
+            if not self.allowed(address, port):
+                raise PageRefused(f"{what} asks for port {port}; pages are read on ports {self.port_list}")
+            return
+        raise PageRefused(f"{what} is at {address}, which is not a public address")
+
+    @property
+    def port_list(self) -> str:
+        return ", ".join(str(p) for p in sorted(self.ports))
 
     def check_url(self, url: URL) -> None:
-        """The URL may be requested: http(s), a host, and a literal IP host allowed."""
+        """The URL may be requested: http(s), a host, a port allowed, and a literal IP host allowed."""
         if url.scheme not in ("http", "https"):
             raise PageRefused(f"{url.scheme or 'a relative'} URL is not fetched")
         host = url.raw_host
@@ -95,16 +86,13 @@ class AddressGuard:
             raise PageRefused("a URL without a host is not fetched")
         literal = host.strip("[]")
         try:
-            ipaddress.ip_address(literal)
+            address = str(ipaddress.ip_address(literal))
         except ValueError:
-            if _LEGACY_IPV4_RE.fullmatch(literal):  # "2130706433", "127.1", "0x7f.1": inet_aton forms
-                try:
-                    literal = socket.inet_ntoa(socket.inet_aton(literal))
-                except OSError:
-                    return
-            else:
-                return  # a name: checked after resolution
-        self.check(literal, f"{url.host}")
+            legacy = parse_ipv4_literal(literal)  # "2130706433", "127.1", "0x7f.1": inet_aton forms
+            if legacy is None:
+                return  # a name: its addresses and the port are checked after resolution
+            address = str(legacy)
+        self.check(address, f"{url.host}", url.port)
 
 
 class GuardedResolver(AbstractResolver):
@@ -119,7 +107,7 @@ class GuardedResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = await self.inner.resolve(host, port, family)
         for result in results:
-            self.guard.check(result["host"], host)
+            self.guard.check(result["host"], host, result["port"] or port or None)
         return results
 
     async def close(self) -> None:
@@ -135,10 +123,12 @@ class GuardedSockets:
 
     def factory(self, addr_info: tuple[Any, ...]) -> socket.socket:
         family, kind, proto, _, sockaddr = addr_info
-        address = str(sockaddr[0])
+        address, port = str(sockaddr[0]), int(sockaddr[1])
         if self.observe is not None:
             self.observe(address)
-        if not self.guard.allowed(address):
-            log.warning("refused a connection to %s (not a public address)", address)
-            raise PermissionError(f"connecting to {address} is not allowed")
+        if not self.guard.allowed(address, port):
+            log.warning(
+                "refused a connection to %s port %d (not a public address, or not a web port)", address, port
+            )
+            raise PermissionError(f"connecting to {address} port {port} is not allowed")
         return socket.socket(family=family, type=kind, proto=proto)

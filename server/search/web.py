@@ -18,12 +18,12 @@ from aiohttp.abc import AbstractResolver
 from ozfig.aio import within
 
 from .backend import USER_AGENT, NoSearch, SearchBackend
-from .cache import TTLCache, normalized_query
+from .cache import TTLCache, memory_bytes, normalized_query
 from .duckduckgo import DuckDuckGo
 from .errors import PageFailed, PageRefused, SearchFailed
 from .extract import extract_text_async, run_in_pool
 from .fetch import PageFetcher
-from .guard import AddressGuard, parse_networks
+from .guard import AddressGuard, parse_networks, parse_ports
 from .hits import Hit, Passage
 from .rank import rank_passages
 from .searxng import SearXNG
@@ -80,6 +80,7 @@ class WebSearch:
         cache_ttl: float,
         page_cache_size: int,
         fetch_allow: Sequence[str] = (),
+        fetch_ports: Sequence[str | int] = (),
         resolver: AbstractResolver | None = None,
         observe_connect: Callable[[str], None] | None = None,
     ) -> None:
@@ -89,10 +90,10 @@ class WebSearch:
         self.cache_ttl = cache_ttl
         self.hits_cache: TTLCache[list[Hit]] = TTLCache(cache_size)
         self.page_cache: TTLCache[str] = TTLCache(
-            page_cache_size, max_bytes=PAGE_CACHE_BYTES, size=lambda text: len(text) + 100
+            page_cache_size, max_bytes=PAGE_CACHE_BYTES, size=memory_bytes
         )
         self.fetcher = PageFetcher(
-            AddressGuard(parse_networks(fetch_allow)),
+            AddressGuard(parse_networks(fetch_allow), parse_ports(fetch_ports)),
             max_bytes=max_bytes,
             resolver=resolver,
             observe_connect=observe_connect,

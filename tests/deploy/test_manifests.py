@@ -56,6 +56,13 @@ def test_deployment_probes_drain_and_read_only_cache(resources) -> None:
     settings = resources["ConfigMap"]["data"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["HF_HUB_OFFLINE"] == "1"
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e
+    }
+    assert secrets["OZFIG_ADMIN_KEY"] != secrets["OZFIG_API_KEY"]  # the operator's key, apart
+    # threads follow the cgroup quota: a CPU limit, equal to the request (or OZFIG_THREADS set)
+    resources_ = container["resources"]
+    assert resources_["limits"]["cpu"] == resources_["requests"]["cpu"] or "OZFIG_THREADS" in env
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["terminationGracePeriodSeconds"] >= float(settings["OZFIG_DRAIN_TIMEOUT"]) + pre_stop
     mount = next(m for m in container["volumeMounts"] if m["name"] == "model-cache")

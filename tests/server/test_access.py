@@ -27,6 +27,7 @@ from server.settings import Settings
 from tests.support.processes import free_port, get_json
 
 KEY = "sk-test-0123456789"
+ADMIN = "admin-test-9876543210"
 
 
 def app_client(base_url: str = "http://127.0.0.1", **overrides: object) -> TestClient:
@@ -51,7 +52,6 @@ def test_without_a_key_protected_routes_answer_401_in_each_documented_shape(keye
     assert r.status_code == 401 and r.json()["code"] == "invalid_api_key" and "detail" in r.json()
     assert keyed.post("/v1/chat/completions", json={}).status_code == 401
     assert keyed.get("/metrics").status_code == 401
-    assert keyed.post("/admin/drain").status_code == 401
 
 
 def test_open_routes_need_no_key(keyed) -> None:
@@ -82,9 +82,91 @@ def test_a_right_key_passes(keyed, headers) -> None:
 )
 def test_a_wrong_key_is_refused(keyed, headers) -> None:
     r = keyed.get("/v1/models", headers=headers)
-    assert (r.status_code == 401 and "not valid" in r.json()["error"]["message"]) or "needed" in r.json()[
-        "error"
-    ]["message"]
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    # a key sent the way clients send keys is "not valid"; one sent otherwise is no key at all
+    presented = "X-Api-Key" in headers or headers["Authorization"].startswith("Bearer ")
+    expected = "the API key is not valid" if presented else "an API key is needed"
+    assert r.json()["error"]["message"].startswith(expected)
+
+
+def test_admin_routes_take_the_admin_key_only() -> None:
+    with app_client(api_key=(KEY,), admin_key=(ADMIN,)) as c:
+        r = c.post("/admin/drain", headers={"X-Api-Key": KEY})  # a user's key
+        assert r.status_code == 403 and r.json() == {
+            "detail": "this route takes the admin key, not an API key",
+            "code": "admin_key_required",
+        }
+        r = c.post("/admin/drain")
+        assert r.status_code == 401 and r.json()["detail"].startswith("an admin key is needed")
+        r = c.post("/admin/drain", headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 401 and r.json()["detail"].startswith("the admin key is not valid")
+        assert c.get("/health").json()["status"] != "draining"  # none of them drained
+        r = c.post("/admin/drain", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 202 and r.json()["status"] == "draining" and r.json()["started"] is True
+        health = c.get("/health")
+        assert health.status_code == 503 and health.json()["status"] in ("draining", "failed")
+        assert c.get("/livez").json()["status"] in ("draining", "failed")
+        assert c.get("/v1/models", headers={"X-Api-Key": ADMIN}).status_code == 401  # not an API key
+
+
+def test_the_admin_key_alone_with_no_api_keys() -> None:
+    with app_client(admin_key=(ADMIN,)) as c:
+        assert c.post("/admin/drain", headers={"X-Api-Key": KEY}).status_code == 401
+        assert c.post("/admin/drain", headers={"X-Api-Key": ADMIN}).status_code == 202
+
+
+def test_without_an_admin_key_the_admin_routes_are_off() -> None:
+    for settings in ({}, {"api_key": (KEY,)}):
+        with app_client(**settings) as c:  # type: ignore[arg-type]
+            for headers in ({}, {"X-Api-Key": KEY}):
+                r = c.post("/admin/drain", headers=headers)
+                assert r.status_code == 404 and r.json()["code"] == "admin_disabled", settings
+            assert c.get("/health").json()["status"] != "draining"
+
+
+def test_metrics_take_either_key() -> None:
+    with app_client(api_key=(KEY,), admin_key=(ADMIN,)) as c:
+        assert c.get("/metrics", headers={"X-Api-Key": KEY}).status_code == 200
+        assert c.get("/metrics", headers={"X-Api-Key": ADMIN}).status_code == 200
+        assert c.get("/metrics", headers={"X-Api-Key": "other"}).status_code == 401
+        assert c.get("/metrics").status_code == 401
+
+
+def test_admin_keys_from_flag_environment_and_file(tmp_path) -> None:
+    key_file = tmp_path / "admin"
+    key_file.write_text("# ops\nfile-admin  # on call\n")
+    settings = from_sources(
+        Settings, None, environ={"OZFIG_ADMIN_KEY": "env-admin", "OZFIG_ADMIN_KEY_FILE": str(key_file)}
+    )
+    admin = KeyCheck.admin_from_settings(settings, KeyCheck.from_settings(settings))
+    assert admin.accepts({"x-api-key": "env-admin"}) and admin.accepts({"x-api-key": "file-admin"})
+    assert not admin.accepts({"x-api-key": "ops"})
+    from ozfig.errors import SettingsError
+
+    same = Settings(api_key=("shared",), admin_key=("shared",))
+    with pytest.raises(SettingsError, match="also an API key"):
+        KeyCheck.admin_from_settings(same, KeyCheck.from_settings(same))
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(SettingsError, match="--admin-key-file / OZFIG_ADMIN_KEY_FILE"):
+        KeyCheck.admin_from_settings(Settings(admin_key_file=str(tmp_path / "empty")), KeyCheck(()))
+
+
+def test_health_names_no_path_and_gives_details_to_the_admin_key_only(tmp_path) -> None:
+    secret = tmp_path / "secret-dir" / "model.gguf"
+    with TestClient(create_app(Settings(model=str(secret), admin_key=(ADMIN,)))) as c:
+        deadline = time.monotonic() + 30
+        while c.get("/health").json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for path in ("/health", "/livez"):
+            r = c.get(path)
+            assert r.status_code == 503 and r.json() == {"status": "failed", "reason": "model_not_found"}
+            assert "secret-dir" not in r.text
+        assert "secret-dir" not in c.get("/health", headers={"X-Api-Key": "wrong"}).text
+        admin = c.get("/health", headers={"X-Api-Key": ADMIN})
+        assert admin.json()["reason"] == "model_not_found" and "secret-dir" in admin.json()["detail"]
+        assert "secret-dir" not in c.get("/livez", headers={"X-Api-Key": ADMIN}).text
 
 
 def test_metrics_public_opens_only_metrics() -> None:

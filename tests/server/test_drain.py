@@ -2,6 +2,8 @@
 
 The fake DuckDuckGo hangs (mode "hang") so that a request is surely in flight for
 `--search-timeout` seconds when the signal arrives; then the answer is generated as usual.
+No test sleeps for a state: each waits for the event that makes it (a request in flight in
+/metrics, /health saying draining, the log line that ends the drain grace).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +26,20 @@ from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import DrainingError
 from ozfig.llama.model import LlamaModel
 from tests.support.processes import free_port, get_json, ozfig_command
+
+ADMIN = "admin-drain-test-key"
+USER = "user-drain-test-key"
+
+
+def post(url: str, key: str | None = None) -> tuple[int, dict]:
+    headers = {"X-Api-Key": key} if key else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method="POST", headers=headers), timeout=10
+        ) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 class Served:
@@ -34,9 +52,13 @@ class Served:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.lines: list[str] = []
+        self.logged = threading.Condition()
+        self.reader = threading.Thread(target=self._read_log, daemon=True)
+        self.reader.start()
         deadline = time.monotonic() + 120
         while True:
-            assert self.proc.poll() is None, self.proc.stdout.read() if self.proc.stdout else ""
+            assert self.proc.poll() is None, self.output
             try:
                 if get_json(self.base + "/health", timeout=2)[0] == 200:
                     break
@@ -44,6 +66,30 @@ class Served:
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+    def _read_log(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.logged:
+                self.lines.append(line)
+                self.logged.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self.logged:
+            return "".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        """Until a log line holds `text` (the event, as the server reports it)."""
+        with self.logged:
+            found = self.logged.wait_for(lambda: any(text in line for line in self.lines), timeout)
+        assert found, f"no log line with {text!r}:\n{self.output[-3000:]}"
+
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
 
     def stream(self, path: str, request_id: str, into: list[str]) -> threading.Thread:
         def read() -> None:
@@ -55,18 +101,17 @@ class Served:
         thread.start()
         return thread
 
+    def in_flight(self, n: int) -> bool:
+        with urllib.request.urlopen(self.base + "/metrics", timeout=5) as resp:
+            return f"ozfig_http_requests_in_flight {float(n)}" in resp.read().decode()
+
     def wait_in_flight(self, n: int) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with urllib.request.urlopen(self.base + "/metrics", timeout=5) as resp:
-                if f"ozfig_http_requests_in_flight {float(n)}" in resp.read().decode():
-                    return
-            time.sleep(0.05)
-        raise AssertionError("the request did not start")
+        self.wait_until(lambda: self.in_flight(n), "the request did not start")
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         code = self.proc.wait(timeout)
-        return code, self.proc.stdout.read() if self.proc.stdout else ""
+        self.reader.join(10)
+        return code, self.output
 
 
 @pytest.fixture()
@@ -95,9 +140,10 @@ def test_sigterm_lets_a_running_stream_finish_and_refuses_new_work(args) -> None
     reader = server.stream("/prompt/what%20is%20rust?stream=true", "drain-stream-1", lines)
     server.wait_in_flight(1)
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    server.wait_until(lambda: get_json(server.base + "/health")[0] == 503, "/health never said draining")
     status, body = get_json(server.base + "/health")
-    assert status == 503 and body == {"status": "draining"}
+    assert status == 503 and body == {"status": "draining", "reason": "draining"}
+    assert post(server.base + "/admin/drain")[0] == 404  # no --admin-key: the admin routes are off
     req = urllib.request.Request(server.base + "/prompt/another", headers={"X-Request-Id": "late-1"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=10)
@@ -141,29 +187,30 @@ def test_past_the_drain_timeout_streams_end_with_an_error_event_and_json_with_50
 
 def test_during_the_drain_grace_new_requests_are_served_while_health_says_draining(args) -> None:
     """Behind a load balancer: it stops sending once /health is 503; what it sent until then is served."""
-    server = Served(*args, "--search-timeout", "5", "--drain-grace", "3", "--drain-timeout", "30")
-    started = time.monotonic()
-    urllib.request.urlopen(urllib.request.Request(server.base + "/admin/drain", method="POST"), timeout=10)
-    assert get_json(server.base + "/health") == (503, {"status": "draining"})
+    server = Served(*args, "--search-timeout", "5", "--drain-grace", "3", "--drain-timeout", "30",
+                    "--admin-key", ADMIN)  # fmt: skip
+    assert post(server.base + "/admin/drain", ADMIN)[0] == 202
+    assert get_json(server.base + "/health") == (503, {"status": "draining", "reason": "draining"})
     lines: list[str] = []  # its search waits 5 s: it runs past the grace and keeps the server up
     reader = server.stream("/prompt/still%20served?stream=true", "in-grace", lines)
     server.wait_in_flight(1)
-    time.sleep(max(0.0, 3.3 - (time.monotonic() - started)))
+    server.wait_for_log("drain grace over")  # the drain's own event: from now on, new requests are refused
     status, body = get_json(server.base + "/prompt/too%20late", timeout=10)
     assert status == 503 and body["code"] == "draining"
     reader.join(60)
     assert [name for name, _ in events(lines)][-1] == "done", lines
     code, output = server.finish()
     assert code == 0, output[-3000:]
-    assert "drain grace over" in output
 
 
-def test_admin_drain_from_loopback_and_exit_zero(args) -> None:
-    server = Served(*args, "--search-timeout", "1")
-    r = urllib.request.urlopen(
-        urllib.request.Request(server.base + "/admin/drain", method="POST"), timeout=10
-    )
-    assert r.status == 202 and json.loads(r.read())["status"] == "draining"
+def test_admin_drain_takes_the_admin_key_not_a_user_key_and_exits_zero(args) -> None:
+    server = Served(*args, "--search-timeout", "1", "--api-key", USER, "--admin-key", ADMIN)
+    status, body = post(server.base + "/admin/drain", USER)
+    assert status == 403 and body["code"] == "admin_key_required"
+    assert post(server.base + "/admin/drain")[0] == 401
+    assert get_json(server.base + "/health")[0] == 200  # still serving
+    status, body = post(server.base + "/admin/drain", ADMIN)
+    assert status == 202 and body["status"] == "draining"
     code, output = server.finish()
     assert code == 0, output[-3000:]
 

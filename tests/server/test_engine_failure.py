@@ -16,7 +16,7 @@ HELLO = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
 def test_engine_thread_death_is_a_503_for_everyone_and_ends_the_process(
     model_path, fake_ddg_server, monkeypatch
 ) -> None:
-    settings = make_settings(model_path, fake_ddg_server.url, ctx=256, slots=1)
+    settings = make_settings(model_path, fake_ddg_server.url, ctx=256, slots=1, admin_key=("admin-key",))
     runtime = Runtime.from_settings(settings)
     fatal: list[str] = []
     runtime.on_fatal = lambda exc: fatal.append(exc.message)
@@ -32,8 +32,9 @@ def test_engine_thread_death_is_a_503_for_everyone_and_ends_the_process(
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "engine_stopped"
         health = client.get("/health")
-        assert health.status_code == 503 and health.json()["status"] == "failed"
-        assert "simulated crash" in health.json()["error"]
+        assert health.status_code == 503 and health.json() == {"status": "failed", "reason": "engine_stopped"}
+        health = client.get("/health", headers={"X-Api-Key": "admin-key"})
+        assert "simulated crash" in health.json()["detail"]
         start = time.monotonic()
         for _ in range(3):  # new requests: refused at once, never queued
             assert client.post("/v1/chat/completions", json=HELLO).status_code == 503

@@ -54,6 +54,10 @@ def test_health_answers_while_a_huge_nested_marker_request_is_built(model_path, 
 
         worker = threading.Thread(target=send)
         worker.start()
+        # A wall-clock bound, on purpose: a stalled event loop shows only as time (every /health
+        # is answered in the end, stalled or not), and no event marks "the loop was free". The
+        # bound is about 100 times /health's own latency, so a busy machine does not fail it; a
+        # prompt built on the event loop (seconds for this request) does.
         slowest = 0.0
         while worker.is_alive():
             start = time.monotonic()
@@ -77,8 +81,10 @@ def test_a_client_that_stops_reading_is_dropped_after_send_timeout() -> None:
         finally:
             closed.set()
 
-    async def run() -> float:
-        sent = 0
+    sent = 0
+
+    async def run() -> None:
+        nonlocal sent
 
         async def send(message: dict[str, object]) -> None:  # a client whose buffers are full
             nonlocal sent
@@ -98,9 +104,10 @@ def test_a_client_that_stops_reading_is_dropped_after_send_timeout() -> None:
             on_error=str,
             send_timeout=0.5,
         )
-        start = time.monotonic()
-        await asyncio.wait_for(answer({"type": "http", "path": "/x"}, receive, send), 10)  # type: ignore[arg-type]
+        # the client never reads and never leaves: only --send-timeout can end the answer
+        # (wait_for guards against a hang, it is no timing assertion)
+        await asyncio.wait_for(answer({"type": "http", "path": "/x"}, receive, send), 60)  # type: ignore[arg-type]
         assert closed.is_set()  # the answer was cancelled
-        return time.monotonic() - start
 
-    assert asyncio.run(run()) < 5
+    asyncio.run(run())
+    assert sent == 4  # three sends went through, the fourth one blocked until the timeout dropped it

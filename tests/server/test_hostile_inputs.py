@@ -33,8 +33,20 @@ def test_a_lone_surrogate_in_the_body_is_a_400(client, raw: bytes) -> None:
 
 
 def test_a_surrogate_pair_is_fine(client) -> None:
-    r = post_raw(client, b'{"messages": [{"role": "user", "content": "hi \\ud83d\\ude00"}], "max_tokens": 1}')
-    assert r.status_code == 200, r.text
+    """An escaped pair is the character it spells: the same prompt as the character sent as UTF-8."""
+    escaped = post_raw(
+        client, b'{"messages": [{"role": "user", "content": "hi \\ud83d\\ude00"}], "max_tokens": 1}'
+    )
+    assert escaped.status_code == 200, escaped.text
+    raw = post_raw(
+        client, '{"messages": [{"role": "user", "content": "hi \U0001f600"}], "max_tokens": 1}'.encode()
+    )
+    plain = post_raw(client, b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}')
+    tokens = [r.json()["usage"]["prompt_tokens"] for r in (escaped, raw, plain)]
+    assert tokens[0] == tokens[1] > tokens[2], tokens
+    assert (
+        escaped.json()["choices"][0]["message"] == raw.json()["choices"][0]["message"]
+    )  # greedy: same answer
 
 
 @pytest.mark.parametrize(
@@ -74,6 +86,38 @@ def test_health_shows_no_file_system_path(client, model_path) -> None:
     assert r.status_code == 200
     assert str(model_path.parent) not in r.text
     assert "model_path" not in r.json()
+    assert r.json()["threads"] >= 1 and r.json()["threads_from"] == "setting"  # conftest sets --threads 2
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "searched"),
+    [
+        ("two%0Alines", 200, "two\nlines"),
+        ("tab%09and%0D%0Acrlf", 200, "tab\tand\r\ncrlf"),
+        ("%01%02control%7F", 200, "\x01\x02control\x7f"),
+        ("nul%00byte", 200, "nul\x00byte"),
+        ("%0Aleading%20and%20trailing%0A", 200, "leading and trailing"),
+        ("%0A", 400, None),
+        ("%0A%0D%20%09", 400, None),
+    ],
+)
+def test_every_query_reaches_the_prompt_route(
+    client, ddg, query: str, status: int, searched: str | None
+) -> None:
+    """Newlines and control characters included: answered, or one of the route's documented 4xx."""
+    r = client.get("/prompt/" + query)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["message"] and ddg.queries == [searched]
+    else:
+        assert r.json()["code"] == "invalid_request" and "empty" in r.json()["detail"] and ddg.queries == []
+    documented = client.get("/openapi.json").json()["paths"]["/prompt/{query}"]["get"]["responses"]
+    assert str(status) in documented
+
+
+def test_a_multi_line_query_over_the_limit_is_a_414(client, settings) -> None:
+    r = client.get("/prompt/" + "a%0A" * (settings.max_query_chars // 2 + 1))
+    assert r.status_code == 414 and r.json()["code"] == "query_too_long"
 
 
 def test_a_surrogate_in_a_search_answer_is_replaced_and_not_cached_as_a_failure(client, ddg, caplog) -> None:

@@ -52,7 +52,7 @@ def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_
         async def _warm_up(engine, formatter) -> None:  # type: ignore[no-untyped-def, override]
             raise RuntimeError("llama_decode returned -1")
 
-    settings = make_settings(model_path, fake_ddg_server.url, ctx=256)
+    settings = make_settings(model_path, fake_ddg_server.url, ctx=256, admin_key=("admin-key",))
     fatal: list[str] = []
     runtime = FailingWarmUp.from_settings(settings)
     runtime.on_fatal = lambda exc: fatal.append(exc.message)
@@ -61,8 +61,9 @@ def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_
         while client.get("/health").json()["status"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.05)
         r = client.get("/health")
-        assert r.status_code == 503 and r.json()["status"] == "failed"
-        assert "llama_decode returned -1" in r.json()["error"]
+        assert r.status_code == 503 and r.json() == {"status": "failed", "reason": "model_load_failed"}
+        r = client.get("/health", headers={"X-Api-Key": "admin-key"})  # the details: for the admin key
+        assert "llama_decode returned -1" in r.json()["detail"]
         assert (
             client.post(
                 "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
@@ -117,8 +118,17 @@ def test_max_connections_limits_open_connections(model_path) -> None:
     with serving("--model", str(model_path), "--ctx", "256", "--max-connections", "2") as base:
         assert get_json(base + "/health")[0] == 200
         port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)):  # an idle client holds one
-            time.sleep(0.2)
+        # an idle client holds one: once uvicorn has accepted it, every request is past the limit
+        # (the asking connection counts too), until the idle one closes
+        with socket.create_connection(("127.0.0.1", port)):
+            until_status(base + "/health", 503)
             assert status_of(base + "/health") == 503
-        time.sleep(0.2)
-        assert status_of(base + "/health") == 200
+        until_status(base + "/health", 200)
+
+
+def until_status(url: str, status: int, timeout: float = 10) -> None:
+    """Until `url` answers `status`: the server has seen the connection open (or close)."""
+    deadline = time.monotonic() + timeout
+    while status_of(url) != status:
+        assert time.monotonic() < deadline, f"{url} never answered {status}"
+        time.sleep(0.02)

@@ -4,7 +4,6 @@ values move as requests run (the real test model, the fake DuckDuckGo)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import threading
@@ -136,4 +135,6 @@ def test_promtool_accepts_the_exposition(metered) -> None:
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.dumps(text)  # plain text, nothing binary
+    # plain text, nothing binary: printable lines, each ending in a newline, every family typed
+    assert text.endswith("\n") and all(line.isprintable() for line in text.splitlines())
+    assert "# TYPE ozfig_requests_waiting gauge" in text

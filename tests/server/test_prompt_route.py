@@ -30,7 +30,7 @@ def test_health_is_503_loading_before_the_model_is_there(settings) -> None:
     app = create_app(settings)
     r = TestClient(app).get("/health")  # no lifespan: nothing loaded
     assert r.status_code == 503
-    assert r.json() == {"status": "loading"}
+    assert r.json() == {"status": "loading", "reason": "model_loading"}
     r = TestClient(app).get("/prompt/hello")
     assert r.status_code == 503
     assert "loading" in r.json()["detail"]

@@ -1,7 +1,7 @@
 """Chunking, BM25 ranking, the token budget, numbered sources, and the bounded cache."""
 
 from server.prompt_build import neutralize
-from server.search.cache import TTLCache
+from server.search.cache import TTLCache, memory_bytes
 from server.search.context import choose_sources, render_sources
 from server.search.hits import Hit, Passage
 from server.search.rank import chunks, rank_passages, terms
@@ -79,3 +79,21 @@ def test_the_cache_is_bounded_in_entries_and_bytes_and_expires() -> None:
     off: TTLCache[str] = TTLCache(0)
     off.put("a", "x", 60)
     assert off.get("a") is None
+
+
+def test_page_texts_count_the_bytes_they_hold_not_their_characters() -> None:
+    from server.search.backend import NoSearch
+    from tests.support.search_client import make_search
+
+    ascii_text, chinese, emoji = "a" * 1000, "\u65e5" * 1000, "\U0001f600" * 1000
+    assert 1000 <= memory_bytes(ascii_text) < 2000
+    assert 2000 <= memory_bytes(chinese) < 3000
+    assert 4000 <= memory_bytes(emoji) < 5000
+    cache = make_search(NoSearch(), page_cache_size=4).page_cache
+    assert cache.size(chinese) == memory_bytes(chinese)
+    bounded: TTLCache[str] = TTLCache(10, max_bytes=5000, size=memory_bytes)
+    bounded.put("one", chinese, 60)
+    bounded.put("two", chinese, 60)  # 2 x 2000+ bytes of 1000 characters each: both fit
+    bounded.put("three", emoji, 60)  # 4000+ more: the oldest go
+    assert bounded.get("one") is None and bounded.get("two") is None and bounded.get("three") == emoji
+    assert bounded.bytes == memory_bytes(emoji)

@@ -10,9 +10,10 @@ from urllib.parse import quote
 
 import pytest
 
+from server.search.addresses import is_public
 from server.search.backend import NoSearch
 from server.search.errors import PageFailed, PageRefused
-from server.search.guard import AddressGuard, globally_routable
+from server.search.guard import AddressGuard
 from server.search.hits import Hit
 from tests.support.fake_web import FakeWeb
 from tests.support.search_client import Recorded, make_search, run_with
@@ -47,8 +48,8 @@ from tests.support.search_client import Recorded, make_search, run_with
         ("2001::1", False),
     ],
 )
-def test_only_globally_routable_addresses_pass(address: str, public: bool) -> None:
-    assert globally_routable(ipaddress.ip_address(address)) is public
+def test_only_public_addresses_pass(address: str, public: bool) -> None:
+    assert is_public(ipaddress.ip_address(address)) is public
     assert AddressGuard().allowed(address) is public
 
 
@@ -81,6 +82,21 @@ def test_an_allowed_page_is_read_through_the_recording_resolver_and_connector(we
         "http://[::ffff:127.0.0.1]:{port}/article",
         "http://[::1]:{port}/article",
         "http://2130706433:{port}/article",  # 127.0.0.1 as one number
+        "http://0x7f000001:{port}/article",  # in hex
+        "http://017700000001:{port}/article",  # in octal
+        "http://0177.0.0.1:{port}/article",
+        "http://0x7f.1:{port}/article",
+        "http://127.1:{port}/article",
+        "http://0xa9fea9fe/latest/meta-data/",  # 169.254.169.254
+        "http://[::127.0.0.1]:{port}/article",  # IPv4-compatible
+        "http://[64:ff9b::7f00:1]:{port}/article",  # NAT64
+        "http://[64:ff9b:1::7f00:1]:{port}/article",  # NAT64, local use
+        "http://[2002:7f00:1::]:{port}/article",  # 6to4
+        "http://[2001:0:808:808::80ff:fffe]:{port}/article",  # Teredo, client 127.0.0.1
+        "http://[fd00::1]/",
+        "http://8.8.8.8:6379/",  # public, but not a web port
+        "http://[2606:4700::1111]:22/",
+        "https://1.1.1.1:8443/",
         "file:///etc/passwd",
         "ftp://127.0.0.2/x",
     ],
@@ -115,6 +131,33 @@ def test_names_resolving_to_internal_addresses_are_refused_after_resolution(web:
         read(web, web.url("/article", host=host), recorded)
     assert recorded.resolver.lookups == [host]
     assert recorded.connects == [] and web.requests == []
+
+
+def test_a_redirect_to_a_public_name_on_another_port_is_refused_after_resolution(web: FakeWeb) -> None:
+    recorded = Recorded()
+    recorded.resolver.table["public.test"] = "8.8.8.8"
+    with pytest.raises(PageRefused, match="port 6379"):
+        read(web, web.url("/redirect", host="pages.test") + "?to=http://public.test:6379/", recorded)
+    assert recorded.resolver.lookups == ["pages.test", "public.test"]
+    assert recorded.connects == ["127.0.0.2"]
+
+
+def test_any_port_of_an_allowed_network_is_read(web: FakeWeb) -> None:
+    """The fake web's random port on 127.0.0.2: --fetch-allow opens every port there."""
+    assert web.port not in (80, 443)
+    assert "tide mill" in read(web, web.url("/article"), Recorded())
+
+
+def test_the_socket_check_refuses_what_the_others_missed() -> None:
+    from server.search.guard import GuardedSockets
+
+    seen: list[str] = []
+    sockets = GuardedSockets(AddressGuard(), seen.append)
+    for sockaddr in (("127.0.0.1", 80), ("8.8.8.8", 8080), ("::ffff:10.0.0.1", 443, 0, 0)):
+        family = 10 if ":" in sockaddr[0] else 2
+        with pytest.raises(PermissionError):
+            sockets.factory((family, 1, 6, "", sockaddr))
+    assert seen == ["127.0.0.1", "8.8.8.8", "::ffff:10.0.0.1"]
 
 
 def test_a_redirect_to_a_name_that_resolves_inside_is_refused(web: FakeWeb) -> None:

@@ -107,12 +107,18 @@ def test_leaving_during_the_web_search_cancels_it_before_any_generation(live, dd
     assert runtime.engine is not None
     submitted = runtime.engine.stats.requests_total
     ddg.mode = "hang"
-    body = {"messages": [{"role": "user", "content": "leave early"}], "stream": True, "web_search": True}
-    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=60) as r:
-        assert r.status_code == 200
-        assert next(r.iter_lines()) == ": ping"
-    time.sleep(runtime.settings.search_timeout + 1.0)  # an uncancelled search would have given up by now
-    assert runtime.engine.stats.requests_total == submitted
+    # only a cancelled search closes its connection to the hanging fake within the test's wait:
+    # one left to run would hold it for a minute, then time out
+    timeout, runtime.search.timeout = runtime.search.timeout, 60.0
+    try:
+        body = {"messages": [{"role": "user", "content": "leave early"}], "stream": True, "web_search": True}
+        with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=60) as r:
+            assert r.status_code == 200
+            assert next(r.iter_lines()) == ": ping"
+        wait_until(lambda: ddg.dropped == ["leave early"], 10, "the web search was not cancelled")
+    finally:
+        runtime.search.timeout = timeout
+    assert runtime.engine.stats.requests_total == submitted  # cancelled before anything was generated
     assert ddg.queries == ["leave early"]
 
 

@@ -173,6 +173,7 @@ class FakeDuckDuckGo(ThreadedApp):
         self.huge_bytes = 5_000_000
         self.overrides: dict[str, dict[str, Any]] = {}
         self.raw_overrides: dict[str, bytes] = {}
+        self.dropped: list[str] = []  # queries whose client closed the connection while it hung
 
     @property
     def url(self) -> str:
@@ -190,6 +191,7 @@ class FakeDuckDuckGo(ThreadedApp):
         self.results.clear()
         self.overrides.clear()
         self.raw_overrides.clear()
+        self.dropped.clear()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -220,9 +222,12 @@ class FakeDuckDuckGo(ThreadedApp):
             return web.Response(status=500, text="internal error")
         if mode == "garbage":
             return web.Response(status=200, body=b"<html>not json", content_type="application/x-javascript")
-        if mode == "hang":  # until reset or stopped, an hour at most
+        if mode == "hang":  # until reset, stopped or the client leaves, an hour at most
             for _ in range(36000):
                 if self.mode != "hang" or self.stopping:
+                    break
+                if request.transport is None or request.transport.is_closing():
+                    self.dropped.append(query)
                     break
                 await self.pause(0.1)
         if mode == "huge":
