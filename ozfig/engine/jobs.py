@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..llama.model import LlamaModel
 from ..llama.sampler import SamplerChain
 from .sampling import SamplingParams, build_sampler
 from .stops import StopMatcher
@@ -100,10 +101,10 @@ class Slot:
     row: int = -1  # this slot's logits row in the current batch
 
     @classmethod
-    def for_job(cls, seq: int, job: Job, n_vocab: int) -> Slot:
+    def for_job(cls, seq: int, job: Job, model: LlamaModel) -> Slot:
         stop = StopMatcher(job.sampling.stop)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return cls(seq, job, build_sampler(job.sampling, n_vocab), stop, decoder)
+        return cls(seq, job, build_sampler(job.sampling, model), stop, decoder)
 
     def held_text(self) -> str:
         """What the UTF-8 decoder and the stop matcher still hold, when the answer ends normally."""

@@ -1,7 +1,9 @@
 """Sampling settings of one request and the llama.cpp sampler chain built from them.
 
 Sampling runs inside llama.cpp (`SamplerChain.sample` reads the logits where they are):
-no logits are copied into Python per token.
+no logits are copied into Python per token, unless the request asks for logprobs
+(`logprobs.py`). A logit bias comes first in the chain, then the grammar (JSON schema, tool
+calls; a lazy one passes everything until its trigger), then the usual samplers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..llama.grammar import Grammar
+from ..llama.model import LlamaModel
 from ..llama.sampler import SamplerChain
 
 
@@ -25,11 +29,25 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False  # keep generating past end-of-generation tokens (benchmarks)
+    grammar: Grammar | None = None  # the answer's grammar (JSON schema, tool calls)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token, bias added to its logit)
+    logprobs: int | None = None  # deliver each token's logprob and this many top alternatives
+    visible_controls: tuple[int, ...] = ()  # control tokens whose text is delivered (a tool-call opener)
 
 
-def build_sampler(params: SamplingParams, n_vocab: int) -> SamplerChain:
-    """A new sampler chain for one sequence; the caller closes it."""
+def build_sampler(params: SamplingParams, model: LlamaModel) -> SamplerChain:
+    """A new sampler chain for one sequence; the caller closes it. GrammarError if the grammar
+    does not parse (check it when the request comes in: `check_grammar`)."""
+    n_vocab = model.n_vocab
     chain = SamplerChain()
+    try:
+        if params.logit_bias:
+            chain.logit_bias(n_vocab, dict(params.logit_bias))
+        if params.grammar is not None:
+            add_grammar(chain, model, params.grammar)
+    except Exception:
+        chain.close()
+        raise
     if params.temperature <= 0.0:
         add_penalties(chain, params, n_vocab)
         return chain.greedy()
@@ -51,3 +69,17 @@ def add_penalties(chain: SamplerChain, params: SamplingParams, n_vocab: int) -> 
     chain.penalties(
         n_vocab, params.repeat_last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
     )
+
+
+def add_grammar(chain: SamplerChain, model: LlamaModel, grammar: Grammar) -> SamplerChain:
+    if grammar.lazy:
+        return chain.lazy_grammar(
+            model, grammar.gbnf, trigger_patterns=grammar.patterns, trigger_tokens=grammar.tokens
+        )
+    return chain.grammar(model, grammar.gbnf)
+
+
+def check_grammar(model: LlamaModel, grammar: Grammar) -> None:
+    """GrammarError (a 400) unless llama.cpp parses the grammar (a few ms: before a request is queued)."""
+    with SamplerChain() as chain:
+        add_grammar(chain, model, grammar)
