@@ -67,7 +67,7 @@ class City(BaseModel):
 
 
 def server_args(model: str) -> list[str]:
-    return ["--model", model, "--max-tokens", "96", "--ctx", "2048", "--slots", "2", "--temperature", "0"]
+    return ["--model", model, "--max-tokens", "96", "--ctx", "2048", "--slots", "2", "--temperature", "0", "--prompt-cache", "exact"]
 
 
 @pytest.fixture(scope="module")
