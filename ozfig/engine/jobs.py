@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..llama.model import LlamaModel
-from ..llama.sampler import SamplerChain
-from .sampling import SamplingParams, build_sampler
+from .sampling import Sampler, SamplingParams, build_sampler
 from .stops import StopMatcher
 
 # Why an answer ended. stop: an end-of-generation token or a stop string; length: max_tokens or
@@ -90,7 +89,7 @@ class Slot:
 
     seq: int
     job: Job
-    sampler: SamplerChain
+    sampler: Sampler
     stop: StopMatcher
     decoder: codecs.IncrementalDecoder
     fed: int = 0  # prompt tokens already in the KV cache

@@ -2,18 +2,33 @@
 
 Sampling runs inside llama.cpp (`SamplerChain.sample` reads the logits where they are):
 no logits are copied into Python per token, unless the request asks for logprobs
-(`logprobs.py`). A logit bias comes first in the chain, then the grammar (JSON schema, tool
-calls; a lazy one passes everything until its trigger), then the usual samplers.
+(`logprobs.py`) or has a grammar (JSON schema, tool calls; a lazy one passes everything until
+its trigger), which checks the chain's pick (`ozfig.llama.constrained`). A logit bias comes
+first in the chain, then the usual samplers.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
+from ..llama.constrained import ConstrainedSampler, check_grammar
 from ..llama.grammar import Grammar
 from ..llama.model import LlamaModel
 from ..llama.sampler import SamplerChain
+
+if TYPE_CHECKING:
+    from ..llama.context import Context
+
+__all__ = ["Sampler", "SamplingParams", "build_sampler", "check_grammar"]
+
+
+class Sampler(Protocol):
+    """What a sequence samples with: a `SamplerChain`, or one under a grammar (`ConstrainedSampler`)."""
+
+    def sample(self, ctx: Context, row: int) -> int: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -35,19 +50,25 @@ class SamplingParams:
     visible_controls: tuple[int, ...] = ()  # control tokens whose text is delivered (a tool-call opener)
 
 
-def build_sampler(params: SamplingParams, model: LlamaModel) -> SamplerChain:
-    """A new sampler chain for one sequence; the caller closes it. GrammarError if the grammar
-    does not parse (check it when the request comes in: `check_grammar`)."""
-    n_vocab = model.n_vocab
-    chain = SamplerChain()
+def build_sampler(params: SamplingParams, model: LlamaModel) -> Sampler:
+    """A new sampler for one sequence; the caller closes it. Under a grammar, the chain is asked
+    first and the grammar checks its pick (`ConstrainedSampler`). GrammarError if the grammar does
+    not parse (check it when the request comes in: `check_grammar`)."""
+    chain = build_chain(params, model.n_vocab)
+    if params.grammar is None:
+        return chain
     try:
-        if params.logit_bias:
-            chain.logit_bias(n_vocab, dict(params.logit_bias))
-        if params.grammar is not None:
-            add_grammar(chain, model, params.grammar)
+        return ConstrainedSampler(chain, model, params.grammar)
     except Exception:
         chain.close()
         raise
+
+
+def build_chain(params: SamplingParams, n_vocab: int) -> SamplerChain:
+    """The chain without the grammar: the logit bias first, then the usual samplers."""
+    chain = SamplerChain()
+    if params.logit_bias:
+        chain.logit_bias(n_vocab, dict(params.logit_bias))
     if params.temperature <= 0.0:
         add_penalties(chain, params, n_vocab)
         return chain.greedy()
@@ -69,17 +90,3 @@ def add_penalties(chain: SamplerChain, params: SamplingParams, n_vocab: int) -> 
     chain.penalties(
         n_vocab, params.repeat_last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
     )
-
-
-def add_grammar(chain: SamplerChain, model: LlamaModel, grammar: Grammar) -> SamplerChain:
-    if grammar.lazy:
-        return chain.lazy_grammar(
-            model, grammar.gbnf, trigger_patterns=grammar.patterns, trigger_tokens=grammar.tokens
-        )
-    return chain.grammar(model, grammar.gbnf)
-
-
-def check_grammar(model: LlamaModel, grammar: Grammar) -> None:
-    """GrammarError (a 400) unless llama.cpp parses the grammar (a few ms: before a request is queued)."""
-    with SamplerChain() as chain:
-        add_grammar(chain, model, grammar)
