@@ -4,7 +4,9 @@ ozfig's engine and (when built) llama-server side by side, in one run.
 
 One sequence, greedy, the same prompt; each variant decodes STEPS tokens (a grammar that
 never completes keeps it going: a JSON array of strings, the shape of structured output).
-Variants: plain; a grammar; logprobs (the chosen token's only); top 20 logprobs. Runs
+Variants: plain; a grammar; logprobs (the chosen token's only); top 20 logprobs. Also timed:
+one llama.cpp grammar pass over the whole vocabulary (what a grammar first in the chain would
+cost every token; ozfig's `ConstrainedSampler` checks only the chain's pick). Runs
 alternate and the medians are compared; decode speed counts the tokens after the first
 (`Finished.token_gaps`), so the prompt is not in it. llama-server gets the same variants on
 /completion (`grammar`, `n_probs`; its `timings.predicted_per_second`).
@@ -23,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 # llama_cpp before numpy (see ozfig/cli.py)
-import llama_cpp  # noqa: F401
+import llama_cpp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,6 +83,34 @@ def server_run(base: str, prompt: str, steps: int, variant: dict[str, object]) -
     return float(answer["timings"]["predicted_per_second"])
 
 
+def full_vocabulary_pass_ms(model: LlamaModel, gbnf: str, text: str) -> float:
+    """Median milliseconds of one grammar pass over every token, along `text`'s tokens."""
+    import ctypes
+    import time
+
+    import numpy as np
+
+    from ozfig.llama.constrained import TOKEN_DATA, grammar_sampler
+
+    grammar = grammar_sampler(model, Grammar(gbnf))
+    buf = np.zeros(model.n_vocab, dtype=TOKEN_DATA)
+    times = []
+    try:
+        for token in model.tokenize(text):
+            buf["id"] = np.arange(model.n_vocab)
+            buf["logit"] = 0.0
+            cur = llama_cpp.llama_token_data_array(
+                buf.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)), len(buf), -1, False
+            )
+            t0 = time.perf_counter()
+            llama_cpp.llama_sampler_apply(grammar, ctypes.byref(cur))
+            times.append(time.perf_counter() - t0)
+            llama_cpp.llama_sampler_accept(grammar, token)
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
+    return 1000 * statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -114,6 +144,8 @@ def main() -> None:
         med = {v: statistics.median(xs) for v, xs in by_variant.items()}
         row = "".join(f"{med[v]:>12.1f}" for v in VARIANTS)
         print(f"{who:14}{row}{med['grammar'] / med['plain']:>12.2f}{med['top20'] / med['plain']:>10.2f}")
+    sample = '["Paris", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Lisbon", "Dublin"'
+    print(f"one grammar pass over all {model.n_vocab} tokens: {full_vocabulary_pass_ms(model, ENDLESS_JSON, sample):.1f} ms")
     print(json.dumps(results))
 
 
