@@ -2,7 +2,7 @@
 as a pydantic model, and parsed into what the route uses (its first problem a 400 naming it).
 
 Refused with a reason: `suffix` (fill-in-the-middle), `echo` true, `n` or `best_of` other
-than 1, a prompt that is not one string.
+than 1 (a prompt that is not one string is a plain 400).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ UNSUPPORTED_COMPLETION: dict[str, str] = {
     "echo": "echo must be false: the answer does not repeat the prompt",
     "n": "n must be 1: ozfig generates one choice per request",
     "best_of": "best_of must be 1: ozfig generates one choice per request",
-    "prompt": "prompt must be one string (lists of prompts or of token ids are not supported)",
 }
 
 
@@ -34,7 +33,11 @@ class _Request(BaseModel):
 class CompletionRequest(_Request):
     """The body of POST /v1/completions."""
 
-    prompt: str = Field(min_length=1, description="the text to continue, as it is (special tokens are read)")
+    prompt: str = Field(
+        min_length=1,
+        description="the text to continue, as it is (special tokens are read); one string (lists of prompts "
+        "or of token ids are not supported)",
+    )
     model: str | None = Field(None, description="accepted and echoed; the one loaded model answers")
     max_tokens: int | None = Field(None, ge=1, description="default and cap: --max-tokens")
     temperature: float | None = Field(None, ge=0, le=2, description="default --temperature")

@@ -292,9 +292,9 @@ def test_openapi_describes_every_route(client) -> None:
     [
         ({"prompt": "def f(", "suffix": "return 1"}, "suffix", "unsupported_value"),
         ({"prompt": "Hello", "echo": True}, "echo", "unsupported_value"),
-        ({"prompt": ["a", "b"]}, "prompt", "unsupported_value"),
+        ({"prompt": ["a", "b"]}, "prompt", "invalid_value"),
         ({"prompt": "Hello", "best_of": 2}, "best_of", "unsupported_value"),
-        ({"prompt": ""}, "prompt", "unsupported_value"),
+        ({"prompt": ""}, "prompt", "invalid_value"),
         ({"prompt": "Hello", "logprobs": 21}, "logprobs", "invalid_value"),
         ({"prompt": "Hello", "max_tokens": 0}, "max_tokens", "invalid_value"),
         ({"prompt": "Hello", "logit_bias": {"999999999": 5}}, "logit_bias", "invalid_value"),
