@@ -37,7 +37,7 @@ def chat(model_path) -> Iterator[object]:
 
 
 def test_bind_tools_gives_tool_calls_langchain_reads(chat) -> None:
-    bound = chat.bind_tools([GetWeather], tool_choice="GetWeather")
+    bound = chat.bind_tools([GetWeather], tool_choice="GetWeather", parallel_tool_calls=False)
     reply = bound.invoke("What will the weather be in Paris for the next 3 days?")
     [call] = reply.tool_calls
     assert call["name"] == "GetWeather" and call["id"]
