@@ -1,7 +1,7 @@
 """JSON schema → GBNF (llama.cpp's grammar language), through llama-cpp-python's converter.
 
-The one module outside the binding's samplers that imports `llama_cpp` (for
-`llama_cpp.llama_grammar.SchemaConverter`, pure Python). What the converter would silently
+Part of the binding (`ozfig/llama/` is the only importer of `llama_cpp`): it uses
+`llama_cpp.llama_grammar.SchemaConverter`, pure Python. What the converter would silently
 drop or get wrong is dealt with here: every schema is checked first (`schema_check`: an
 unsupported feature is an `UnsupportedSchemaError` naming it); strings never hold raw control
 characters, quotes or backslashes (the JSON answer always parses); literals are escaped
