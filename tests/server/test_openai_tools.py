@@ -4,9 +4,10 @@ generic tool format) and with Llama 3.1's template set by gguf-new-metadata (Lla
 calls). Arguments and contents are checked against their JSON schemas with `jsonschema`.
 
 The forced calls are asked with `parallel_tool_calls: false`: the 135M model, allowed more
-calls, keeps writing them until max_tokens. `auto` needs a model that writes a call by itself: the 135M test model does when the
-conversation's only assistant turn is its call of the tool for the same question, asked again
-(a prompt, no logit bias or double); the same model asked to say hello writes plain content.
+calls, keeps writing them until max_tokens. `auto` needs a model that writes a call by itself: the 135M test model does when every
+assistant turn of the conversation is its call of the tool for the same question, asked again
+(a prompt, no logit bias or double: it copies the call, in the generic format's `<tool_call>`
+block); the same model asked to say hello writes plain content.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def test_a_tool_result_turn_is_answered(which: str, request) -> None:
 
 
 def test_auto_gives_a_call_when_the_model_writes_one_and_content_otherwise(api: openai.OpenAI) -> None:
-    shown = [*conversation_with_a_call(WEATHER_Q), *WEATHER_Q]  # its only assistant turn is the call
+    call = conversation_with_a_call(WEATHER_Q)[1]
+    shown = [*WEATHER_Q, call, *WEATHER_Q, call, *WEATHER_Q]  # every assistant turn is the call
     done = api.chat.completions.create(model="ozfig", messages=shown, tools=TOOLS, temperature=0)
     choice = done.choices[0]
     assert choice.finish_reason == "tool_calls", choice.message.content
