@@ -10,14 +10,17 @@ wrote it (Llama 3's `{{ bos_token }}`), so it is never doubled. Shared by `ozfig
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ozfig.errors import RequestError
 
 from .chat_template import ChatTemplate, TemplateProfile, probe_template
 from .chat_tokens import ControlToken, ControlTokens, strip_around
+from .tools.detect import detect_format
+from .tools.formats import ToolFormat
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +72,48 @@ class ChatFormatter:
         )
         self.profile: TemplateProfile = probe_template(self.template)
 
+    @functools.cached_property
+    def tool_format(self) -> ToolFormat:
+        """How this template's model is told of tools and writes its calls (`ozfig.tools.detect`)."""
+        return detect_format(self.template, system_role=self.system_role)
+
+    def tool_opener_token(self, fmt: ToolFormat) -> int | None:
+        """The one token that is the format's opener, if the vocabulary has one (a trigger token)."""
+        control = self.controls.by_text.get(fmt.opener)
+        if control is not None:
+            return control.id
+        tokens = self.model.tokenize(fmt.opener, parse_special=True)
+        return tokens[0] if len(tokens) == 1 else None
+
     @property
     def system_role(self) -> bool:
         """Whether the template takes a system message (else fold the system prompt into the user turn)."""
         return self.profile.system_role
 
-    def _pieces(self, messages: Sequence[Mapping[str, Any]]) -> tuple[list[str | ControlToken], str]:
-        contents = [str(m["content"]) for m in messages]
+    def _pieces(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[list[str | ControlToken], str]:
         try:
-            mark = self.controls.free_mark(
-                [*contents, *(str(m["role"]) for m in messages), self.template.source]
-            )
+            mark = self.controls.free_mark([*_strings(messages), *_strings(tools), self.template.source])
         except ValueError as exc:
             raise RequestError(str(exc)) from exc
-        protected = [
-            {**m, "content": self.controls.protect(c, mark)} for m, c in zip(messages, contents, strict=True)
-        ]
-        render = self.template.render(protected)
+        protected = [_protected(m, self.controls, mark) for m in messages]
+        protected_tools = None if tools is None else [_protected(t, self.controls, mark) for t in tools]
+        render = self.template.render(protected, tools=protected_tools)
         return strip_around(list(self.controls.split(render))), mark
 
-    def text(self, messages: Sequence[Mapping[str, Any]]) -> str:
+    def text(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> str:
         """The rendered prompt as the model sees it (the render of the real contents)."""
-        pieces, mark = self._pieces(messages)
+        pieces, mark = self._pieces(messages, tools)
         return "".join(p.replace(mark, "") if isinstance(p, str) else p.text for p in pieces)
 
-    def tokens(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
-        """Prompt token ids; content is never parsed for special tokens."""
-        pieces, mark = self._pieces(messages)
+    def tokens(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[int]:
+        """Prompt token ids; content (and every string of tools and calls) is never parsed for special tokens."""
+        pieces, mark = self._pieces(messages, tools)
         out: list[int] = []
         for piece in pieces:
             if isinstance(piece, ControlToken):
@@ -109,3 +127,27 @@ class ChatFormatter:
             text = "".join(p.replace(mark, "") if isinstance(p, str) else p.text for p in pieces)
             log.debug("prompt of %d tokens: %r", len(out), text)
         return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a message or tool (keys included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _protected(value: Any, controls: ControlTokens, mark: str) -> Any:
+    """`value` with every string (keys too) protected, so none forms a control token in the render."""
+    if isinstance(value, str):
+        return controls.protect(value, mark)
+    if isinstance(value, Mapping):
+        return {_protected(k, controls, mark): _protected(v, controls, mark) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_protected(v, controls, mark) for v in value]
+    return value

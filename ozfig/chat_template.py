@@ -5,7 +5,7 @@ The environment is the one transformers builds (`_compile_jinja_template`): a Ji
 extension; `raise_exception(message)` and `strftime_now(format)` as globals; `tojson` as
 transformers defines it (`json.dumps`, non-ASCII kept, no HTML escaping, `indent`,
 `separators` and `sort_keys` accepted); `dict` and `namespace` restricted as transformers
-restricts them (no underscore-prefixed namespace attributes). A render gets `messages`, `tools=None`,
+restricts them (no underscore-prefixed namespace attributes). A render gets `messages`, `tools` (None unless given),
 `documents=None`, `add_generation_prompt`, `bos_token` and `eos_token`.
 
 `probe_template` checks at load time, with probe messages whose contents carry leading and
@@ -120,12 +120,18 @@ class ChatTemplate:
                 "or use a GGUF whose template works with transformers' apply_chat_template."
             ) from exc
 
-    def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> str:
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> str:
         """The prompt text, or TemplateRefusedError with the template's own message."""
         try:
             return self.template.render(
                 messages=[dict(m) for m in messages],
-                tools=None,
+                tools=None if tools is None else [dict(t) for t in tools],
                 documents=None,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,

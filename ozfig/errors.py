@@ -86,6 +86,13 @@ class UnsupportedFieldError(InvalidFieldError):
     code = "unsupported_value"
 
 
+class UnsupportedSchemaError(UnsupportedFieldError):
+    """A JSON schema (response_format, a tool's parameters) uses a feature the grammar cannot enforce;
+    the message names the feature and where it is."""
+
+    code = "unsupported_schema"
+
+
 class InvalidJSONError(RequestError):
     code = "invalid_json"
 

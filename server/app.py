@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from .api import health, openai, page, prompt_route, query_path  # noqa: F401  (query_path: the {query:text} convertor)
+from .api import completions, health, openai, page, prompt_route, query_path  # noqa: F401  (query_path: the {query:text} convertor)
 from .api.http_errors import EXCEPTION_HANDLERS
 from .api.openapi import openapi
 from .api.ops import Operations
@@ -34,6 +34,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/health", health.health, methods=["GET"]),
         Route("/prompt/{query:text}", prompt_route.prompt, methods=["GET"]),
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions.completions, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *ops.routes,

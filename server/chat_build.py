@@ -13,22 +13,26 @@ tokenized as plain text (see `ChatFormatter.tokens`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from ozfig.tools.calls import ToolUse
+from ozfig.tools.prompt import tool_conversation
 
 from .prompt_build import ChatFormatter, PromptBuilder, user_message, with_system_prompt
 from .search import Source
 from .source_memory import SourceMemory
 
 
-def last_user(messages: Sequence[dict[str, str]]) -> int:
+def last_user(messages: Sequence[dict[str, Any]]) -> int:
     return max(i for i, m in enumerate(messages) if m["role"] == "user")
 
 
 def augmented(
     formatter: ChatFormatter,
-    messages: Sequence[dict[str, str]],
+    messages: Sequence[dict[str, Any]],
     sources: Sequence[Source],
     memory: SourceMemory | None = None,
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     out = [dict(m) for m in messages]
     last = last_user(out)
     if memory is not None:
@@ -43,21 +47,27 @@ def augmented(
 
 def chat_prompt(
     formatter: ChatFormatter,
-    messages: Sequence[dict[str, str]],
+    messages: Sequence[dict[str, Any]],
     *,
     web: bool,
     ctx: int,
     max_tokens: int,
     web_tokens: int,
     memory: SourceMemory | None = None,
+    tool_use: ToolUse | None = None,
 ) -> PromptBuilder:
-    """The prompt of `messages`; with `web`, to be filled with web sources (`with_passages`)."""
-    if web:
-        return PromptBuilder(
-            formatter,
-            lambda chosen: augmented(formatter, messages, chosen, memory),
-            ctx=ctx,
-            max_tokens=max_tokens,
-            web_tokens=web_tokens,
-        )
-    return PromptBuilder(formatter, lambda chosen: list(messages), ctx=ctx, max_tokens=max_tokens, web_tokens=0)
+    """The prompt of `messages`; with `web`, to be filled with web sources (`with_passages`).
+
+    Tools, calls and tool results are put as the model's tool format wants them
+    (`ozfig.tools.prompt.tool_conversation`), after the web augmentation.
+    """
+    fmt = formatter.tool_format
+    _, tools = tool_conversation([], fmt, tool_use, system_role=formatter.system_role)
+
+    def render(chosen: list[Source]) -> list[dict[str, Any]]:
+        base = augmented(formatter, messages, chosen, memory) if web else list(messages)
+        return tool_conversation(base, fmt, tool_use, system_role=formatter.system_role)[0]
+
+    return PromptBuilder(
+        formatter, render, ctx=ctx, max_tokens=max_tokens, web_tokens=web_tokens if web else 0, tools=tools
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ozfig.chat_format import ChatFormatter
 from ozfig.engine.engine import check_prompt_fits
@@ -72,15 +73,17 @@ class PromptBuilder:
     def __init__(
         self,
         formatter: ChatFormatter,
-        render: Callable[[list[Source]], list[dict[str, str]]],
+        render: Callable[[list[Source]], list[dict[str, Any]]],
         *,
         ctx: int,
         max_tokens: int,
         web_tokens: int,
         margin: int = 8,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         self.formatter = formatter
         self.render = render
+        self.tools = tools  # what the template gets as `tools` (see ozfig.tools.prompt)
         self.ctx = ctx
         self.max_tokens = max_tokens
         self.web_tokens = web_tokens
@@ -92,7 +95,7 @@ class PromptBuilder:
 
     def plain(self) -> BuiltPrompt:
         if self._plain is None:
-            self._plain = self.built(self.formatter.tokens(self.render([])), [])
+            self._plain = self.built(self.formatter.tokens(self.render([]), self.tools), [])
         return self._plain
 
     def with_passages(self, passages: Sequence[Passage]) -> BuiltPrompt:
@@ -102,7 +105,7 @@ class PromptBuilder:
         budget = min(self.web_tokens, limit - len(base.tokens) - len(model.tokenize(CITE_SENTENCE)))
         sources = choose_sources(passages, budget, lambda text: len(model.tokenize(text)), neutralize)
         while sources:
-            tokens = self.formatter.tokens(self.render(sources))
+            tokens = self.formatter.tokens(self.render(sources), self.tools)
             if len(tokens) <= max(limit, len(base.tokens)):
                 return self.built(tokens, sources)
             sources.pop()  # token merges across source boundaries made it a little longer

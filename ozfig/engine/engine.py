@@ -28,6 +28,7 @@ from ..errors import (
 from ..llama.model import LlamaModel
 from .cache_files import cache_key, read_entries, write_entries
 from .jobs import EngineStats, Finished, Job, Outbox
+from .logprobs import TokenLogprob
 from .prefix_cache import ReuseMode
 from .runner import Runner
 from .scheduler import Scheduler
@@ -84,12 +85,17 @@ def _post(items: Outbox) -> None:
 
 
 class Generation:
-    """One answer being generated: iterate for text pieces; `result` once it has ended."""
+    """One answer being generated: iterate for text pieces; `result` once it has ended.
+
+    With logprobs asked for, each token's `TokenLogprob` is in `logprobs` by the time the text
+    it made (if any yet) is yielded.
+    """
 
     def __init__(self, job: Job) -> None:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self.job = job
         self.result: Finished | None = None
+        self.logprobs: list[TokenLogprob] = []
 
     def _receive(self, events: list[object]) -> None:
         for event in events:
@@ -112,6 +118,9 @@ class Generation:
                 if event.reason == "aborted":
                     raise DrainingError(event.error or "the server is shutting down", retry_after=2)
                 return
+            if isinstance(event, TokenLogprob):
+                self.logprobs.append(event)
+                continue
             assert isinstance(event, str)
             yield event
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..llama.sampler import SamplerChain
-from .sampling import SamplingParams, build_sampler
+from ..llama.model import LlamaModel
+from .sampling import Sampler, SamplingParams, build_sampler
 from .stops import StopMatcher
 
 # Why an answer ended. stop: an end-of-generation token or a stop string; length: max_tokens or
@@ -89,7 +89,7 @@ class Slot:
 
     seq: int
     job: Job
-    sampler: SamplerChain
+    sampler: Sampler
     stop: StopMatcher
     decoder: codecs.IncrementalDecoder
     fed: int = 0  # prompt tokens already in the KV cache
@@ -100,10 +100,10 @@ class Slot:
     row: int = -1  # this slot's logits row in the current batch
 
     @classmethod
-    def for_job(cls, seq: int, job: Job, n_vocab: int) -> Slot:
+    def for_job(cls, seq: int, job: Job, model: LlamaModel) -> Slot:
         stop = StopMatcher(job.sampling.stop)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return cls(seq, job, build_sampler(job.sampling, n_vocab), stop, decoder)
+        return cls(seq, job, build_sampler(job.sampling, model), stop, decoder)
 
     def held_text(self) -> str:
         """What the UTF-8 decoder and the stop matcher still hold, when the answer ends normally."""

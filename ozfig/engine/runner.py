@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ..llama.batch import Batch
 from ..llama.model import ContextParams, LlamaModel
 from .jobs import EngineStats, Finished, FinishReason, Job, Outbox, Slot
+from .logprobs import token_logprob
 from .placement import Placer
 from .prefix_cache import PrefixCache, ReuseMode
 from .ram_cache import RamCache
@@ -94,7 +95,7 @@ class Runner:
         free = [s for s in range(self.n_slots) if self.slots[s] is None]
         busy = [s for s in range(self.n_slots) if self.slots[s] is not None]
         seq, keep = self.placer.place(free, busy, job.prompt)
-        slot = Slot.for_job(seq, job, self.model.n_vocab)
+        slot = Slot.for_job(seq, job, self.model)
         slot.fed = slot.pos = slot.cached = keep
         self.slots[seq] = slot
         job.admitted_at = now
@@ -214,8 +215,10 @@ class Runner:
             if model.is_eog(token) and not job.sampling.ignore_eos:
                 self.end(slot, "stop")
                 continue
-            emit, stopped = slot.stop.feed(slot.decoder.decode(model.piece(token)))
+            emit, stopped = slot.stop.feed(slot.decoder.decode(self._piece(job, token)))
             pending: list[object] = [emit] if emit else []
+            if job.sampling.logprobs is not None:  # before the text, which may be held back
+                pending.insert(0, token_logprob(self.ctx.logits(slot.row), token, job.sampling.logprobs))
             if stopped:
                 self.end(slot, "stop", pending=pending)
             elif slot.generated >= job.max_tokens or slot.pos >= self.n_ctx:
@@ -223,3 +226,9 @@ class Runner:
             elif pending:
                 self.outbox.append((job, pending))
         self.stats.completion_tokens_total += len(active)
+
+    def _piece(self, job: Job, token: int) -> bytes:
+        """A token's bytes; a control token the job wants to see (a tool-call opener) as its text."""
+        if token in job.sampling.visible_controls:
+            return self.model.token_text(token).encode()
+        return self.model.piece(token)

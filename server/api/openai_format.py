@@ -17,6 +17,7 @@ from .response_schema import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
+    ChoiceLogprobs,
     ChunkChoice,
     Delta,
     FinishReason,
@@ -24,6 +25,7 @@ from .response_schema import (
     ModelList,
     PromptTokensDetails,
     Source,
+    ToolCall,
     Usage,
 )
 
@@ -37,9 +39,16 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
     )
 
 
-def finish_reason(engine_reason: str) -> FinishReason:
-    """The engine's "stop" (end of text or a stop string) and "length" are OpenAI's own words."""
-    return "length" if engine_reason == "length" else "stop"
+def finish_reason(engine_reason: str, called: bool = False) -> FinishReason:
+    """The engine's "stop" (end of text or a stop string) and "length" are OpenAI's own words;
+    an answer that ended by itself after tool calls ends with "tool_calls"."""
+    if engine_reason == "length":
+        return "length"
+    return "tool_calls" if called else "stop"
+
+
+def _logprobs(entries: list[dict[str, Any]] | None) -> ChoiceLogprobs | None:
+    return None if entries is None else ChoiceLogprobs.model_validate({"content": entries, "refusal": None})
 
 
 def _sources(sources: list[dict[str, object]] | None, search_query: str | None = None) -> dict[str, Any]:
@@ -65,14 +74,22 @@ class Completion:
         sources: list[dict[str, object]] | None,
         cached_tokens: int = 0,
         search_query: str | None = None,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
     ) -> dict[str, object]:
-        message = AssistantMessage(role="assistant", content=content, refusal=None)
+        calls = {"tool_calls": [ToolCall.model_validate(c) for c in tool_calls]} if tool_calls else {}
+        text = None if tool_calls and not content.strip() else content
+        message = AssistantMessage(role="assistant", content=text, refusal=None, **calls)  # type: ignore[arg-type]
+        choice = Choice(
+            index=0, message=message, logprobs=_logprobs(logprobs), finish_reason=finish_reason(reason, bool(calls))
+        )
         body = ChatCompletion(
             id=self.id,
             object="chat.completion",
             created=self.created,
             model=self.model,
-            choices=[Choice(index=0, message=message, logprobs=None, finish_reason=finish_reason(reason))],
+            choices=[choice],
             usage=usage(prompt_tokens, completion_tokens, cached_tokens),
             **_sources(sources, search_query),
         )
@@ -80,18 +97,20 @@ class Completion:
 
     def chunk(
         self,
-        delta: dict[str, str],
+        delta: dict[str, Any],
         reason: str | None = None,
         *,
         with_usage_field: bool = False,
         sources: list[dict[str, object]] | None = None,
         search_query: str | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+        called: bool = False,
     ) -> dict[str, object]:
         choice = ChunkChoice(
             index=0,
-            delta=Delta(**delta),  # type: ignore[arg-type]
-            logprobs=None,
-            finish_reason=None if reason is None else finish_reason(reason),
+            delta=Delta.model_validate(delta),
+            logprobs=_logprobs(logprobs),
+            finish_reason=None if reason is None else finish_reason(reason, called),
         )
         extra: dict[str, Any] = {"usage": None} if with_usage_field else {}
         body = ChatCompletionChunk(

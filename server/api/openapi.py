@@ -15,14 +15,18 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import request_schema, response_schema
+from . import completion_request, request_schema, response_schema
 from .admin import OPS_PATHS
 
 REF = "#/components/schemas/{model}"
-_REQUESTS: tuple[type[BaseModel], ...] = (request_schema.ChatCompletionRequest,)
+_REQUESTS: tuple[type[BaseModel], ...] = (
+    request_schema.ChatCompletionRequest,
+    completion_request.CompletionRequest,
+)
 _RESPONSES: tuple[type[BaseModel], ...] = (
     response_schema.ChatCompletion,
     response_schema.ChatCompletionChunk,
+    response_schema.TextCompletion,
     response_schema.ModelList,
     response_schema.PromptAnswer,
     response_schema.PromptToken,
@@ -92,6 +96,15 @@ CHAT_EVENT = _sse(
         "if": {"const": "[DONE]"},
         "then": {"const": "[DONE]"},
         "else": _json_text(response_schema.ChatCompletionChunk, response_schema.OpenAIError),
+    },
+)
+TEXT_EVENT = _sse(
+    "each `data:` is a TextCompletion (or, when the answer fails midway, an OpenAIError); the last is `[DONE]`",
+    {"type": "string"},
+    {
+        "if": {"const": "[DONE]"},
+        "then": {"const": "[DONE]"},
+        "else": _json_text(response_schema.TextCompletion, response_schema.OpenAIError),
     },
 )
 PROMPT_EVENT = _sse(
@@ -186,6 +199,25 @@ def _paths() -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": _ref(response_schema.ChatCompletion)},
                             "text/event-stream": {"schema": CHAT_EVENT},
+                        },
+                    },
+                    **openai_errors,
+                },
+            }
+        },
+        "/v1/completions": {
+            "post": {
+                "summary": "OpenAI-compatible text completion: the prompt continued as it is, no chat template",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(completion_request.CompletionRequest)}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the completion, or with stream: true its chunks as Server-Sent Events",
+                        "content": {
+                            "application/json": {"schema": _ref(response_schema.TextCompletion)},
+                            "text/event-stream": {"schema": TEXT_EVENT},
                         },
                     },
                     **openai_errors,

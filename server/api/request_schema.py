@@ -3,9 +3,10 @@
 `chat_request.parse_chat_request` validates a body with `ChatCompletionRequest`, and
 GET /openapi.json is generated from the same models (see `openapi.py`).
 
-Fields ozfig understands but cannot honour (`n` other than 1, tools, logprobs, ...) are
+Fields ozfig understands but cannot honour (`n` other than 1, the legacy `functions`) are
 declared with the only values it accepts (`UNSUPPORTED` says why for each); fields it does
-not know are ignored, as many clients send extras.
+not know are ignored, as many clients send extras. Tools and `response_format` are declared
+in `tool_schema.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ozfig import limits
 
+from .tool_schema import MAX_CALLS, MAX_TOOLS, MessageToolCall, ResponseFormat, ToolChoice, ToolDef
+
 MAX_STOPS = limits.MAX_STOPS
-Role = Literal["system", "developer", "user", "assistant"]
+MAX_TOP_LOGPROBS = 20
+MAX_LOGIT_BIAS = 1024
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
 class _Request(BaseModel):
@@ -70,31 +75,28 @@ Empty = Annotated[list[Any], Field(max_length=0)]
 
 class Message(_Request):
     role: Role = Field(description="`developer` is read as `system`")
-    content: Content
+    content: Content | None = Field(None, description="required, except on an assistant message with tool_calls")
     name: str | None = Field(None, description="accepted and ignored")
-    tool_calls: Empty | None = Field(None, description="not supported: tool calls")
+    tool_calls: Annotated[list[MessageToolCall], Field(min_length=1, max_length=MAX_CALLS)] | None = Field(
+        None, description="an assistant message's calls"
+    )
+    tool_call_id: str | None = Field(None, description="a tool message's: the id of the call it answers")
 
 
 class StreamOptions(_Request):
     include_usage: bool | None = Field(None, description="a last chunk with the usage")
 
 
-class ResponseFormat(_Request):
-    type: Literal["text"]
-
-
 # Fields ozfig cannot honour, and why: an error on any of them is an UnsupportedFieldError.
 UNSUPPORTED: dict[str, str] = {
     "n": "n must be 1: ozfig generates one choice per request",
-    "tools": "tools (function calling) are not supported",
-    "functions": "functions (function calling) are not supported",
-    "tool_choice": "tool_choice is not supported (tools are not)",
-    "tool_calls": "tool calls are not supported",
-    "logprobs": "logprobs are not supported",
-    "top_logprobs": "top_logprobs are not supported",
-    "response_format": "only response_format {'type': 'text'} is supported",
-    "logit_bias": "logit_bias is not supported",
+    "functions": "the legacy functions field is not supported: send tools",
+    "function_call": "the legacy function_call field is not supported: send tool_choice",
 }
+LogitBias = Annotated[
+    dict[Annotated[str, Field(pattern=r"^\d{1,9}$")], Annotated[float, Field(ge=-100, le=100)]],
+    Field(max_length=MAX_LOGIT_BIAS),
+]
 
 
 class ChatCompletionRequest(_Request):
@@ -122,12 +124,25 @@ class ChatCompletionRequest(_Request):
         "into the prompt (the OzFig augmentation) and return them as `sources`",
     )
     n: Literal[1] | None = Field(None, description="only 1")
-    tools: Empty | None = Field(None, description="not supported")
-    functions: Empty | None = Field(None, description="not supported")
-    tool_choice: Literal["none"] | None = Field(None, description="not supported beyond 'none'")
-    logprobs: Literal[False] | None = Field(None, description="not supported")
-    top_logprobs: None = Field(None, description="not supported")
-    response_format: ResponseFormat | None = Field(None, description="only {'type': 'text'}")
-    logit_bias: Annotated[dict[str, Any], Field(max_length=0)] | None = Field(
-        None, description="not supported"
+    tools: Annotated[list[ToolDef], Field(max_length=MAX_TOOLS)] | None = Field(
+        None, description="functions the model may call (see docs/api.md for how each model is told)"
+    )
+    tool_choice: ToolChoice | None = Field(None, description="default 'auto' with tools")
+    parallel_tool_calls: bool | None = Field(None, description="default true: more than one call per answer")
+    functions: Empty | None = Field(None, description="not supported: send tools")
+    function_call: None = Field(None, description="not supported: send tool_choice")
+    logprobs: bool | None = Field(None, description="the log probability of each answer token")
+    top_logprobs: int | None = Field(
+        None, ge=0, le=MAX_TOP_LOGPROBS, description="with logprobs: this many most likely tokens per position"
+    )
+    response_format: ResponseFormat | None = Field(
+        None, description="json_object or json_schema: the content is JSON, enforced by a grammar"
+    )
+    logit_bias: LogitBias | None = Field(
+        None, description="token id (as a string) -> a bias from -100 to 100 added to its logit"
+    )
+    top_k: int | None = Field(None, ge=0, le=1_000_000, description="llama.cpp's: default 40; 0 turns it off")
+    min_p: float | None = Field(None, ge=0, le=1, description="llama.cpp's: default 0.05")
+    repeat_penalty: float | None = Field(
+        None, gt=0, le=10, description="llama.cpp's: default 1.0 (off), over the last 64 tokens"
     )

@@ -37,19 +37,52 @@ class Usage(_Response):
     prompt_tokens_details: PromptTokensDetails
 
 
+class FunctionCall(_Response):
+    name: str
+    arguments: str = Field(description="JSON text matching the tool's parameters (cut short with finish_reason length)")
+
+
+class ToolCall(_Response):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class AssistantMessage(_Response):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="null when the answer is only tool calls")
     refusal: None
+    tool_calls: SkipJsonSchema[None] | list[ToolCall] = Field(None, description="present when the model called tools")
 
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+class TopLogprob(_Response):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(_Response):
+    """A token of the answer, its log probability (from the model's logits before sampling) and
+    the `top_logprobs` most likely tokens at its position."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(_Response):
+    content: list[TokenLogprob] | None
+    refusal: None
 
 
 class Choice(_Response):
     index: int
     message: AssistantMessage
-    logprobs: None
+    logprobs: ChoiceLogprobs | None = Field(description="with logprobs: true")
     finish_reason: FinishReason
 
 
@@ -66,15 +99,30 @@ class ChatCompletion(_Response):
     )
 
 
+class FunctionCallDelta(_Response):
+    name: SkipJsonSchema[None] | str = None
+    arguments: SkipJsonSchema[None] | str = None
+
+
+class ToolCallDelta(_Response):
+    """A call's first delta has its id, type and name; the next ones add fragments of its arguments."""
+
+    index: int
+    id: SkipJsonSchema[None] | str = None
+    type: SkipJsonSchema[None] | Literal["function"] = None
+    function: FunctionCallDelta
+
+
 class Delta(_Response):
     role: SkipJsonSchema[None] | Literal["assistant"] = None
     content: SkipJsonSchema[None] | str = None
+    tool_calls: SkipJsonSchema[None] | list[ToolCallDelta] = None
 
 
 class ChunkChoice(_Response):
     index: int
     delta: Delta
-    logprobs: None
+    logprobs: ChoiceLogprobs | None = Field(description="with logprobs: true, for the tokens of this delta")
     finish_reason: FinishReason | None
 
 
@@ -91,6 +139,34 @@ class ChatCompletionChunk(_Response):
     usage: Usage | None = None
     sources: SkipJsonSchema[None] | list[Source] = Field(None, description="first chunk, with web_search")
     search_query: SkipJsonSchema[None] | str = Field(None, description="first chunk, with web_search")
+
+
+class CompletionLogprobs(_Response):
+    """/v1/completions' logprobs: per token its text, logprob, most likely alternatives, offset in the text."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
+class CompletionChoice(_Response):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class TextCompletion(_Response):
+    """A /v1/completions answer, or with stream: true one `data:` event of it (the last with the
+    finish_reason; with stream_options.include_usage a last one with `choices: []` and the usage)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
 
 
 class ModelCard(_Response):

@@ -174,8 +174,31 @@ def test_web_search_augments_the_last_user_message_of_a_conversation(client, ddg
         ),
         ({"messages": HELLO, "web_search": "on"}, "web_search"),
         ({"messages": HELLO, "model": 3}, "model"),
-        ({"messages": HELLO, "tools": [{"type": "function"}]}, "tools"),
-        ({"messages": HELLO, "logprobs": True}, "logprobs"),
+        ({"messages": HELLO, "tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"messages": HELLO, "tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name"),
+        ({"messages": HELLO, "tool_choice": "required"}, "tool_choice"),
+        ({"messages": HELLO, "tool_choice": "sometimes"}, "tool_choice"),
+        ({"messages": HELLO, "logprobs": "yes"}, "logprobs"),
+        ({"messages": HELLO, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"messages": HELLO, "top_logprobs": 2}, "top_logprobs"),
+        ({"messages": HELLO, "logit_bias": {"12": 101}}, "logit_bias.12"),
+        ({"messages": HELLO, "logit_bias": {"x": 1}}, "logit_bias.x"),
+        ({"messages": HELLO, "logit_bias": {"999999999": 1}}, "logit_bias"),
+        ({"messages": HELLO, "top_k": -1}, "top_k"),
+        ({"messages": HELLO, "min_p": 1.5}, "min_p"),
+        ({"messages": HELLO, "repeat_penalty": 0}, "repeat_penalty"),
+        ({"messages": HELLO, "response_format": {"type": "yaml"}}, "response_format"),
+        ({"messages": HELLO, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+         "response_format.json_schema.schema"),
+        (
+            {"messages": HELLO, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {}}}}},
+            "response_format.json_schema.schema",
+        ),
+        (
+            {"messages": [*HELLO, {"role": "tool", "tool_call_id": "nope", "content": "1"}]},
+            "messages[1].tool_call_id",
+        ),
+        ({"messages": HELLO, "functions": [{"name": "f"}]}, "functions"),
     ],
 )
 def test_bad_fields_are_400s_naming_the_field(client, body, param: str) -> None:
@@ -262,3 +285,35 @@ def test_openapi_describes_every_route(client) -> None:
             if method != "HEAD":
                 assert method.lower() in spec["paths"][path], f"{method} {path} is not in /openapi.json"
     assert len(spec["paths"]) == len(routes)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"prompt": "def f(", "suffix": "return 1"}, "suffix", "unsupported_value"),
+        ({"prompt": "Hello", "echo": True}, "echo", "unsupported_value"),
+        ({"prompt": ["a", "b"]}, "prompt", "invalid_value"),
+        ({"prompt": "Hello", "best_of": 2}, "best_of", "unsupported_value"),
+        ({"prompt": ""}, "prompt", "invalid_value"),
+        ({"prompt": "Hello", "logprobs": 21}, "logprobs", "invalid_value"),
+        ({"prompt": "Hello", "max_tokens": 0}, "max_tokens", "invalid_value"),
+        ({"prompt": "Hello", "logit_bias": {"999999999": 5}}, "logit_bias", "invalid_value"),
+    ],
+)
+def test_completions_refuse_what_they_cannot_do_by_name(client, body, param: str, code: str) -> None:
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == param and r.json()["error"]["code"] == code
+    assert param in r.json()["error"]["message"]
+
+
+def test_completions_answer_in_openai_shape(client) -> None:
+    r = client.post("/v1/completions", json={"prompt": "Once upon a time", "max_tokens": 3, "temperature": 0, "logprobs": 2})
+    body = r.json()
+    assert r.status_code == 200 and body["object"] == "text_completion"
+    [choice] = body["choices"]
+    assert set(choice) == {"text", "index", "logprobs", "finish_reason"} and choice["finish_reason"] == "length"
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == 3 == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(lp["text_offset"])
+    assert "".join(lp["tokens"]) == choice["text"] and lp["text_offset"][0] == 0
+    assert body["usage"]["completion_tokens"] == 3

@@ -1,0 +1,58 @@
+"""llama.cpp's own llama-server, as the reference for greedy text and logprobs.
+
+The binary is llama.cpp built from the llama-cpp-python sdist at
+~/.cache/ozfig-llama.cpp/build/bin/llama-server (or $LLAMA_SERVER_BIN); tests and benchmarks
+that compare with it skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.processes import free_port, get_json
+
+
+def llama_server_bin() -> Path | None:
+    default = Path.home() / ".cache" / "ozfig-llama.cpp" / "build" / "bin" / "llama-server"
+    path = Path(os.environ.get("LLAMA_SERVER_BIN", default))
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+@contextmanager
+def llama_server(model: Path, *args: str, ready_timeout: float = 120.0) -> Iterator[str]:
+    """Run llama-server on MODEL (its template through --jinja, one slot, CPU threads 2); yield its base URL."""
+    binary = llama_server_bin()
+    assert binary is not None, "llama-server is not built"
+    port = free_port()
+    command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--jinja"]
+    command += ["-np", "1", "-t", "2", "-c", "2048", "--no-warmup", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"llama-server exited with {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+            try:
+                status, _ = get_json(base + "/health", timeout=2)
+                if status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("llama-server did not become ready")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
