@@ -17,10 +17,10 @@ from .response_schema import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
+    ChoiceFinishReason,
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
-    FinishReason,
     ModelCard,
     ModelList,
     PromptTokensDetails,
@@ -39,7 +39,7 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
     )
 
 
-def finish_reason(engine_reason: str, called: bool = False) -> FinishReason:
+def finish_reason(engine_reason: str, called: bool = False) -> ChoiceFinishReason:
     """The engine's "stop" (end of text or a stop string) and "length" are OpenAI's own words;
     an answer that ended by itself after tool calls ends with "tool_calls"."""
     if engine_reason == "length":

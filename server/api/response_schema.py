@@ -55,7 +55,8 @@ class AssistantMessage(_Response):
     tool_calls: SkipJsonSchema[None] | list[ToolCall] = Field(None, description="present when the model called tools")
 
 
-FinishReason = Literal["stop", "length", "tool_calls"]
+# what OpenAI says of a choice's end (the engine's reasons, ozfig.engine.jobs.FinishReason, map onto it)
+ChoiceFinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class TopLogprob(_Response):
@@ -83,7 +84,7 @@ class Choice(_Response):
     index: int
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None = Field(description="with logprobs: true")
-    finish_reason: FinishReason
+    finish_reason: ChoiceFinishReason
 
 
 class ChatCompletion(_Response):
@@ -123,7 +124,7 @@ class ChunkChoice(_Response):
     index: int
     delta: Delta
     logprobs: ChoiceLogprobs | None = Field(description="with logprobs: true, for the tokens of this delta")
-    finish_reason: FinishReason | None
+    finish_reason: ChoiceFinishReason | None
 
 
 class ChatCompletionChunk(_Response):
@@ -222,7 +223,7 @@ class PromptToken(_Response):
 class PromptDone(PromptAnswer):
     """The data of a /prompt `done` event."""
 
-    finish_reason: FinishReason
+    finish_reason: ChoiceFinishReason
 
 
 class Hint(_Response):
