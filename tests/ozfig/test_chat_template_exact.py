@@ -29,6 +29,8 @@ def test_dict_and_namespace_take_positional_arguments_too() -> None:
     assert render("{{ dict.fromkeys(['a', 'b'], 0) | tojson }}") == '{"a": 0, "b": 0}'
     assert render("{{ dict.fromkeys(['a']) | tojson }}") == '{"a": null}'
     assert render("{% set ns = namespace({'a': 1}, b=2) %}{{ ns.a }}{{ ns.b }}") == "12"
+    # transformers' dict, not the dict type: building dicts is all it offers
+    assert render("{{ dict.copy is defined }}|{{ dict.items is defined }}") == "False|False"
 
 
 def test_a_namespace_refuses_underscore_attributes_when_set_later_too() -> None:
