@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ozfig import limits
 from ozfig.errors import InvalidFieldError
 
 from .chat_request import field_error
@@ -40,14 +41,18 @@ class CompletionRequest(_Request):
     )
     model: str | None = Field(None, description="accepted and echoed; the one loaded model answers")
     max_tokens: int | None = Field(None, ge=1, description="default and cap: --max-tokens")
-    temperature: float | None = Field(None, ge=0, le=2, description="default --temperature")
-    top_p: float | None = Field(None, ge=0, le=1, description="default 0.95")
+    temperature: float | None = Field(
+        None, ge=limits.TEMPERATURE_MIN, le=limits.TEMPERATURE_MAX, description="default --temperature"
+    )
+    top_p: float | None = Field(
+        None, ge=limits.TOP_P_MIN, le=limits.TOP_P_MAX, description=f"default {limits.TOP_P_DEFAULT}"
+    )
     top_k: int | None = Field(None, ge=0, le=1_000_000, description="llama.cpp's: default 40; 0 turns it off")
     min_p: float | None = Field(None, ge=0, le=1, description="llama.cpp's: default 0.05")
     repeat_penalty: float | None = Field(None, gt=0, le=10, description="llama.cpp's: default 1.0 (off)")
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    stop: Stop | None = Field(None, description="a string or up to 4 strings")
+    frequency_penalty: float | None = Field(None, ge=limits.PENALTY_MIN, le=limits.PENALTY_MAX)
+    presence_penalty: float | None = Field(None, ge=limits.PENALTY_MIN, le=limits.PENALTY_MAX)
+    stop: Stop | None = Field(None, description=f"a string or up to {limits.MAX_STOPS} strings")
     seed: int | None = None
     stream: bool | None = Field(None, description="true: Server-Sent Events of text_completion objects")
     stream_options: StreamOptions | None = Field(None, description="only with stream: true")

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from ozfig import limits
 from ozfig.engine.sampling import SamplingParams
 from ozfig.errors import SettingsError
+from server.api.completion_request import CompletionRequest
 from server.api.request_schema import ChatCompletionRequest
 from server.settings import Settings
 
@@ -60,3 +61,10 @@ def test_fetch_ports_are_tcp_ports() -> None:
     for bad in ("0", "65536", "http", "-1"):
         with pytest.raises(SettingsError, match="--fetch-ports"):
             Settings(fetch_ports=(bad,))
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_p", "frequency_penalty", "presence_penalty"])
+def test_chat_and_text_completions_share_the_limits(name: str) -> None:
+    chat = ChatCompletionRequest.model_json_schema()["properties"][name]["anyOf"][0]
+    text = CompletionRequest.model_json_schema()["properties"][name]["anyOf"][0]
+    assert (chat["minimum"], chat["maximum"]) == (text["minimum"], text["maximum"])
