@@ -11,10 +11,12 @@ import pytest
 from ozfig.chat_tokens import _MARK_RANGES, ControlToken, ControlTokens, strip_around
 
 M = "\ue000"
-LLAMA3 = ControlTokens(
-    ControlToken(text, 1000 + i)
-    for i, text in enumerate(["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"])
-)
+LLAMA3_TEXTS = ["<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]
+
+
+def llama3() -> ControlTokens:
+    """Built by each test (not once at import, where a mutation tool cannot see it run)."""
+    return ControlTokens(ControlToken(text, 1000 + i) for i, text in enumerate(LLAMA3_TEXTS))
 
 
 @pytest.mark.parametrize(
@@ -34,8 +36,9 @@ LLAMA3 = ControlTokens(
     ],
 )
 def test_protect_cuts(content: str, expected: str) -> None:
-    assert LLAMA3.protect(content, M) == expected
-    assert LLAMA3.protect(content, M).replace(M, "") == content
+    tokens = llama3()
+    assert tokens.protect(content, M) == expected
+    assert tokens.protect(content, M).replace(M, "") == content
 
 
 def test_the_longest_token_decides_how_far_the_ends_are_looked_at() -> None:
