@@ -112,9 +112,9 @@ class CountingFormatter:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def tokens(self, messages):  # type: ignore[no-untyped-def]
+    def tokens(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.renders += 1
-        return self.inner.tokens(messages)
+        return self.inner.tokens(messages, *args, **kwargs)
 
 
 @pytest.mark.parametrize("web", [False, True])

@@ -102,5 +102,5 @@ def test_bad_requests_raise_bad_request_error(api: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         api.chat.completions.create(model="ozfig", messages=[{"role": "wizard", "content": "hi"}])  # type: ignore[misc,list-item]
     assert info.value.param == "messages[0].role"
-    with pytest.raises(openai.NotFoundError):
-        api.completions.create(model="ozfig", prompt="legacy completions are not served")
+    with pytest.raises(openai.NotFoundError):  # /v1/completions is served now (issue 17); embeddings are not
+        api.embeddings.create(model="ozfig", input="embeddings are not served")
