@@ -167,9 +167,10 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
                 search_query=job.search_query(),
             )
             yield sse_event(first)
+            content = shape.content_events(with_usage_field=usage_field)
             async for piece in gen:
                 if piece:
-                    yield sse_event(shape.chunk({"content": piece}, with_usage_field=usage_field))
+                    yield content(piece)
             result = gen.result
             assert result is not None
             yield sse_event(shape.chunk({}, result.reason, with_usage_field=usage_field))
