@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
 
 from ozfig.engine.engine import Engine
 from ozfig.errors import (
@@ -23,8 +23,6 @@ from ozfig.errors import (
 
 from ..runtime import Runtime
 
-T = TypeVar("T")
-
 
 def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
@@ -32,14 +30,55 @@ def runtime_of(request: Request) -> Runtime:
 
 
 class ClientGone(Exception):
-    """The client closed the connection before the answer was ready."""
+    """The client left before its answer ended: it disconnected, or read nothing for the send timeout."""
 
 
-async def wait_for_disconnect(request: Request) -> None:
+async def wait_for_disconnect(receive: Receive) -> None:
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+class ClientWatch:
+    """`async with ClientWatch(receive):` around an answer's work: when the client disconnects (or
+    `leave` is called), the task in the block is cancelled where it waits, and the block ends with
+    `ClientGone`. The work runs in the caller's own task (no task per answer part), one watcher
+    task per request waits for the disconnect."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.gone: str | None = None  # why the client is counted as gone
+        self._task: asyncio.Task[object] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ClientWatch:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        await wait_for_disconnect(self.receive)
+        self.leave("the client disconnected")
+
+    def leave(self, why: str) -> None:
+        """Count the client as gone: cancel the block's task (call from another task or a callback)."""
+        if self.gone is None and self._task is not None:
+            self.gone = why
+            self._task.cancel()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        # no await before this point: the watcher cannot run between the block's end and here
+        assert self._watcher is not None and self._task is not None
+        self._watcher.cancel()
+        if self.gone is None:
+            return
+        uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+: our cancellation is consumed
+        if uncancel is not None and uncancel() > 0 and exc_type is asyncio.CancelledError:
+            return  # cancelled from elsewhere too (the server stopping): let it through
+        raise ClientGone(self.gone) from None
 
 
 async def json_answer(request: Request, work: Awaitable[dict[str, object]]) -> Response:
@@ -47,27 +86,11 @@ async def json_answer(request: Request, work: Awaitable[dict[str, object]]) -> R
     as JSON, or 499 (nginx's "client closed request", for the access log) when the client left
     first, its generation cancelled. Streams go through `sse.StreamedAnswer`."""
     try:
-        return JSONResponse(await unless_disconnected(request, work))
+        async with ClientWatch(request.receive):
+            body = await work
     except ClientGone:
         return Response(status_code=499)
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`; if the client disconnects first, cancel it and raise ClientGone."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(wait_for_disconnect(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise ClientGone()
-    finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        if not task.done():
-            task.cancel()
+    return JSONResponse(body)
 
 
 def check_query(query: str, max_chars: int) -> str:

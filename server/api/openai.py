@@ -96,10 +96,14 @@ async def stream_answer(request: Request, job: ChatJob, shape: Completion) -> Re
             )
             yield sse_event(first)
             reader = job.reader()
+            content = shape.content_events(with_usage_field=usage_field)
             async for piece in gen:
                 for delta in reader.feed(piece):
                     logprobs = reader.new_logprobs(gen.logprobs) or None
-                    yield sse_event(shape.chunk(delta, with_usage_field=usage_field, logprobs=logprobs))
+                    if logprobs is None and delta.keys() == {"content"}:
+                        yield content(delta["content"])  # the common chunk, built as text
+                    else:
+                        yield sse_event(shape.chunk(delta, with_usage_field=usage_field, logprobs=logprobs))
             for delta in reader.finish():
                 yield sse_event(shape.chunk(delta, with_usage_field=usage_field))
             result = gen.result

@@ -3,12 +3,15 @@
 Each body is built from its model in `response_schema.py` (the one declaration /openapi.json is made
 from). ozfig's extra field is `sources` (the web sources given to the model, `[{n, title, url, text}]`),
 on the completion and on the first chunk of a stream, present only when `web_search` was on.
+The chunks that carry a piece of the answer, one per token, are built as text (`content_events`):
+the same bytes as the model's, without three model objects and a dump per token.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,7 @@ from .response_schema import (
     ToolCall,
     Usage,
 )
+from .sse import sse_data, to_json
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Usage:
@@ -123,6 +127,20 @@ class Completion:
             **_sources(sources, search_query),
         )
         return body.model_dump(exclude_unset=True)
+
+    def content_events(self, *, with_usage_field: bool = False) -> Callable[[str], str]:
+        """The SSE event of a chunk with one piece of content: `sse_event(self.chunk({"content":
+        piece}, with_usage_field=...))`, field for field, built from two fixed strings."""
+        head = to_json(
+            {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        )
+        head = head[:-1] + ',"choices":[{"index":0,"delta":{"content":'
+        tail = '},"logprobs":null,"finish_reason":null}]' + (',"usage":null}' if with_usage_field else "}")
+
+        def event(piece: str) -> str:
+            return sse_data(head + to_json(piece) + tail)
+
+        return event
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, object]:
         body = ChatCompletionChunk(

@@ -1,0 +1,76 @@
+"""Prompt-lookup proposals (`ozfig.engine.ngram`), model-free."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ozfig.engine.ngram import NgramIndex
+
+
+def brute_force(tokens: list[int], sizes: tuple[int, ...], limit: int) -> tuple[list[int], int]:
+    """The definition: the longest final n-gram with an earlier occurrence, its latest one's continuation."""
+    end = len(tokens)
+    for n in sorted(sizes, reverse=True):
+        if end <= n:
+            continue
+        suffix = tokens[end - n :]
+        for start in range(end - n - 1, -1, -1):
+            if tokens[start : start + n] == suffix:
+                return tokens[start + n : start + n + limit], n
+    return [], 0
+
+
+def test_a_passage_of_the_prompt_is_proposed_once_the_answer_starts_quoting_it() -> None:
+    prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    index = NgramIndex([*prompt, 50, 51, 5, 6, 7])  # the answer starts quoting 5 6 7 ...
+    assert index.propose(4) == ([8, 9, 10, 11], 3)
+    index.append(8)
+    assert index.propose(2) == ([9, 10], 4)
+
+
+def test_nothing_is_proposed_without_an_earlier_occurrence_or_a_limit() -> None:
+    index = NgramIndex([1, 2, 3, 4])
+    assert index.propose(8) == ([], 0)
+    assert NgramIndex([]).propose(8) == ([], 0)
+    assert NgramIndex([1, 2, 1, 2]).propose(0) == ([], 0)
+
+
+def test_the_latest_occurrence_wins_and_the_longest_n_gram_first() -> None:
+    index = NgramIndex([7, 1, 2, 30, 9, 1, 2, 40, 7, 1, 2], sizes=(3, 2))
+    assert index.propose(1) == ([30], 3)  # 7 1 2 matched (size 3) beats the later 1 2 -> 40
+    index = NgramIndex([7, 1, 2, 30, 9, 1, 2, 40, 8, 1, 2], sizes=(3, 2))
+    assert index.propose(1) == ([40], 2)
+
+
+def test_a_proposal_stops_at_the_end_of_what_is_known() -> None:
+    index = NgramIndex([5, 5, 5], sizes=(2,))
+    assert index.propose(10) == ([5], 2)
+
+
+def test_bad_sizes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        NgramIndex([], sizes=())
+    with pytest.raises(ValueError):
+        NgramIndex([], sizes=(0, 2))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_indexing_in_bulk_or_token_by_token_agrees_with_the_definition(seed: int) -> None:
+    rng = random.Random(seed)
+    vocab = rng.choice([3, 5, 50])
+    tokens = [rng.randrange(vocab) for _ in range(rng.randrange(0, 120))]
+    sizes = tuple(rng.sample([1, 2, 3, 4, 5], rng.randrange(1, 4)))
+    cut = rng.randrange(0, len(tokens) + 1)
+    bulk = NgramIndex(tokens, sizes)
+    stepwise = NgramIndex(tokens[:cut], sizes)
+    for token in tokens[cut:]:
+        stepwise.append(token)
+    mixed = NgramIndex(sizes=sizes)
+    for i in range(0, len(tokens), 7):
+        mixed.extend(tokens[i : i + 7])
+    for index in (bulk, stepwise, mixed):
+        assert index.tokens == tokens
+        for limit in (1, 3, 16):
+            assert index.propose(limit) == brute_force(tokens, sizes, limit)
