@@ -7,7 +7,13 @@ ozfig's `Engine` gets the same work: B requests of the same prompt length submit
 once, greedy, `ignore_eos` so every answer has exactly STEPS tokens. Runs alternate
 (baseline, engine, baseline, engine, ...) and the medians are compared.
 
+It also gives the engine's time per step outside `llama_decode` (`overhead_ms_per_step`): the
+run's wall time less the time spent in `llama_decode` calls (timed around the binding's call),
+over the number of calls. `--code DIR` runs the engine of another checkout (e.g. an older commit
+unpacked with `git archive`), for before/after figures in one run of the same script.
+
     python bench/engine_bench.py MODEL.gguf --batches 1,8 --prompt 512 --steps 128 [--ngl 99] [--repeat 3]
+        [--speculative off|auto|ngram] [--no-baseline] [--code DIR]
 """
 
 from __future__ import annotations
@@ -26,13 +32,50 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+CODE = (
+    sys.argv[sys.argv.index("--code") + 1]
+    if "--code" in sys.argv
+    else str(Path(__file__).resolve().parent.parent)
+)
+sys.path.insert(0, CODE)
 
-from ozfig.engine.engine import Engine, EngineConfig
-from ozfig.engine.jobs import Job
-from ozfig.engine.sampling import SamplingParams
-from ozfig.llama.backend import cpu_has_amx
-from ozfig.llama.model import LlamaModel
+from ozfig.engine.engine import Engine, EngineConfig  # noqa: E402
+from ozfig.engine.sampling import SamplingParams  # noqa: E402
+from ozfig.llama.backend import cpu_has_amx  # noqa: E402
+from ozfig.llama.model import LlamaModel  # noqa: E402
+
+try:  # the engine's job since issue 20; a GenerationRequest before
+    from ozfig.engine.engine import GenerationRequest as _Request  # type: ignore[attr-defined]
+except ImportError:
+    from ozfig.engine.jobs import Job as _Request
+
+
+class DecodeClock:
+    """Every `llama_decode` call of this process, timed (the engine's, through its binding)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self._decode = llama_cpp.llama_decode
+
+    def install(self) -> None:
+        decode = self._decode
+
+        def timed(ctx, batch):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return decode(ctx, batch)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+
+        llama_cpp.llama_decode = timed
+
+    def reset(self) -> None:
+        self.calls, self.seconds = 0, 0.0
+
+
+CLOCK = DecodeClock()
 
 
 def load_baseline(path: str):  # type: ignore[no-untyped-def]
@@ -60,22 +103,24 @@ async def engine_run(engine: Engine, n_vocab: int, B: int, prompt: int, steps: i
     sampling = SamplingParams(temperature=0.0, ignore_eos=True)
 
     async def one(tokens: list[int]) -> float:
-        async with engine.generate(Job(tokens, steps, sampling)) as gen:
+        async with engine.generate(_Request(tokens, steps, sampling)) as gen:
             async for _ in gen:
                 pass
         assert gen.result is not None and gen.result.completion_tokens == steps, gen.result
         assert gen.result.time_to_first_token is not None
         return gen.result.time_to_first_token
 
-    start = time.perf_counter()
+    CLOCK.reset()
+    start = time.monotonic()
     ttft = await asyncio.gather(*(one(p) for p in prompts))
-    end = time.perf_counter()
+    end = time.monotonic()
     first_token = start + min(ttft)
     return {
         "sequences": B,
         "end_to_end_tokens_per_s": round(B * steps / (end - start), 1),
         # from the first generated token to the end: the decode phase (B=1: pure decode)
         "decode_tokens_per_s": round(B * (steps - 1) / (end - first_token), 1),
+        "overhead_ms_per_step": round((end - start - CLOCK.seconds) / max(CLOCK.calls, 1) * 1000, 3),
     }
 
 
@@ -90,34 +135,42 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--flash", action="store_true")
     ap.add_argument(
+        "--speculative", default="off", help="the engine's --speculative (this checkout's engine)"
+    )
+    ap.add_argument("--no-baseline", action="store_true", help="the engine alone (for its per-step overhead)")
+    ap.add_argument("--code", default=CODE, help="the checkout whose engine runs (default: this one)")
+    ap.add_argument(
         "--baseline", default=str(Path(__file__).resolve().parents[2] / "shared" / "gpu" / "bench_decode.py")
     )
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
-    base = load_baseline(args.baseline)
-    base_model = base.load(args.model, args.ngl)
-    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(base_model))
+    base = None if args.no_baseline else load_baseline(args.baseline)
+    base_model = base.load(args.model, args.ngl) if base is not None else None
     ours = LlamaModel(args.model, gpu_layers=args.ngl)
-    rows = []
+    n_vocab = ours.n_vocab
+    CLOCK.install()
+    extra = {} if args.speculative == "off" else {"speculative": args.speculative}
     for B in [int(b) for b in args.batches.split(",")]:
-        engine = Engine(
-            ours, EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads)
-        )
-        base.run(base_model, n_vocab, B, min(args.prompt, 64), 8, threads, args.flash)  # warm-up
+        config = EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads, **extra)
+        engine = Engine(ours, config)
+        if base is not None:
+            base.run(base_model, n_vocab, B, min(args.prompt, 64), 8, threads, args.flash)  # warm-up
         asyncio.run(engine_run(engine, n_vocab, B, min(args.prompt, 64), 8))
         b_runs, e_runs = [], []
         for _ in range(args.repeat):
-            b_runs.append(base.run(base_model, n_vocab, B, args.prompt, args.steps, threads, args.flash))
+            if base is not None:
+                b_runs.append(base.run(base_model, n_vocab, B, args.prompt, args.steps, threads, args.flash))
             e_runs.append(asyncio.run(engine_run(engine, n_vocab, B, args.prompt, args.steps)))
         engine.close()
-        row = {"sequences": B}
+        row: dict[str, object] = {"sequences": B, "code": args.code, "speculative": args.speculative}
+        row["ozfig_overhead_ms_per_step"] = statistics.median(r["overhead_ms_per_step"] for r in e_runs)
         for key in ("decode_tokens_per_s", "end_to_end_tokens_per_s"):
-            b = statistics.median(r[key] for r in b_runs)
             e = statistics.median(r[key] for r in e_runs)
-            row[f"llama.cpp_{key}"] = b
             row[f"ozfig_{key}"] = e
-            row[f"ratio_{key}"] = round(e / b, 3)
-        rows.append(row)
+            if b_runs:
+                b = statistics.median(r[key] for r in b_runs)
+                row[f"llama.cpp_{key}"] = b
+                row[f"ratio_{key}"] = round(e / b, 3)
         print(json.dumps(row), flush=True)
 
 

@@ -113,6 +113,26 @@ class EngineCollector(Collector):
             "Bytes the RAM prompt cache holds (at most --cache-ram MiB).",
             stats.prompt_cache_bytes if stats else 0,
         )
+        yield counter(
+            "ozfig_draft_tokens",
+            "Proposed tokens checked by speculative decoding (--speculative).",
+            stats.draft_tokens_total if stats else 0,
+        )
+        yield counter(
+            "ozfig_draft_tokens_accepted",
+            "Proposed tokens the model accepted (each one a decode step saved).",
+            stats.draft_tokens_accepted_total if stats else 0,
+        )
+        yield counter(
+            "ozfig_engine_steps",
+            "Engine steps (one decode of the running answers).",
+            stats.steps_total if stats else 0,
+        )
+        yield counter(
+            "ozfig_engine_step_overhead_seconds",
+            "Time of engine steps spent outside llama_decode (sampling, bookkeeping); per step: divide by ozfig_engine_steps_total.",
+            stats.step_overhead_seconds_total if stats else 0,
+        )
         finished = CounterMetricFamily(
             "ozfig_requests_finished",
             "Requests the engine ended, by reason: stop, length, cancelled, timeout, error, aborted (drain).",

@@ -133,6 +133,8 @@ class Runtime:
                 cache_ram_mib=s.cache_ram,
                 cache_dir=s.prompt_cache_dir,
                 request_timeout=s.request_timeout,
+                speculative=s.speculative,  # type: ignore[arg-type]  # one of the choices
+                draft_max=s.draft_max,
             )
             loop = asyncio.get_running_loop()
 

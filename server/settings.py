@@ -109,6 +109,16 @@ class Settings(Options):
         metavar="DIR",
         path=True,
     )
+    speculative: str = option(
+        "auto",
+        "Speculative decoding: each answer proposes the tokens that followed its last words earlier in "
+        "its prompt or answer (quoted sources) and checks them in the same decode. auto (as many as pay "
+        "off on this machine and batch, per answer), ngram (always), off.",
+        choices=("auto", "ngram", "off"),
+    )
+    draft_max: int = option(
+        16, "The most tokens an answer proposes per decode step (--speculative).", minimum=1, maximum=256
+    )
     queue: int = option(
         64,
         "Requests allowed to wait for a free slot; beyond it the server answers 503.",

@@ -32,6 +32,7 @@ from .logprobs import TokenLogprob
 from .prefix_cache import ReuseMode
 from .runner import Runner
 from .scheduler import Scheduler
+from .speculation import SpeculationMode
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class EngineConfig:
     prompt_cache: ReuseMode = "on"
     cache_ram_mib: int = 0  # the RAM prompt cache's budget (0: none)
     cache_dir: str = ""  # where the RAM prompt cache is written on close and read at start ("": nowhere)
+    speculative: SpeculationMode = "off"  # proposals verified in each decode (`speculation.py`)
+    draft_max: int = 16  # the most tokens a sequence proposes per step
 
 
 def _receive_all(items: Outbox) -> None:
@@ -151,6 +154,8 @@ class Engine:
             threads=config.threads,
             prompt_cache=config.prompt_cache,
             cache_ram_bytes=config.cache_ram_mib * 1024 * 1024,
+            speculative=config.speculative,
+            draft_max=config.draft_max,
         )
         runner.post = _post
         self.cache_key = cache_key(model.path, model.lora_path)

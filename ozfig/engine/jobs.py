@@ -81,6 +81,10 @@ class EngineStats:
     prompt_cache_restored_tokens_total: int = 0  # prompt tokens restored from the RAM cache
     prompt_cache_bytes: int = 0  # bytes the RAM cache holds
     completion_tokens_total: int = 0
+    draft_tokens_total: int = 0  # proposed tokens verified (speculative decoding)
+    draft_tokens_accepted_total: int = 0  # of which the target model accepted
+    steps_total: int = 0  # engine steps (a decode of the running answers, a prompt chunk)
+    step_overhead_seconds_total: float = 0.0  # of those steps' time, outside llama_decode
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Slot:
     generated: int = 0
     cached: int = 0  # prompt tokens reused from the KV cache
     row: int = -1  # this slot's logits row in the current batch
+    draft: list[int] = field(default_factory=list)  # proposed tokens in this step's batch, after `last`
 
     @classmethod
     def for_job(cls, seq: int, job: Job, model: LlamaModel) -> Slot:

@@ -1,11 +1,14 @@
 """Prompt-lookup proposals: what a sequence's own tokens say comes next.
 
-An answer that quotes its sources repeats runs of its prompt. `NgramIndex` holds every n-gram of
-one sequence's tokens (prompt and answer so far) with where it last occurred; `propose` finds the
-longest of the sequence's final n-grams that occurred before and offers the tokens that followed
-that occurrence. The target model checks the offer in its next decode (`speculation.py`); no
-model is involved here. Indexing is a few dict writes per token and a prompt is indexed in C
-(`dict.update` over zipped slices): about 0.3 µs per prompt token and n-gram size.
+An answer that quotes its sources repeats runs of its prompt. `NgramIndex` holds one sequence's
+tokens (prompt and answer so far) and, per n-gram size, where each n-gram last occurred;
+`propose` finds the longest of the sequence's final n-grams that occurred before and offers the
+tokens that followed that occurrence. The target model checks the offer in its next decode
+(`speculation.py`); no model is involved here.
+
+Adding a token is a list append; the index catches up when a proposal is asked for, in bulk
+(`dict.update` over zipped slices, in C: about 0.1 µs per token and n-gram size), so a sequence
+that is not speculating costs nothing more.
 """
 
 from __future__ import annotations
@@ -18,49 +21,46 @@ DEFAULT_SIZES = (4, 3, 2)  # n-gram lengths tried, longest first
 class NgramIndex:
     """The tokens of one sequence and, per n-gram size, where each n-gram last ended."""
 
-    def __init__(self, tokens: Sequence[int] = (), sizes: Sequence[int] = DEFAULT_SIZES) -> None:
+    def __init__(self, tokens: Iterable[int] = (), sizes: Sequence[int] = DEFAULT_SIZES) -> None:
         if not sizes or min(sizes) < 1:
             raise ValueError(f"n-gram sizes must be at least 1, got {tuple(sizes)}")
         self.sizes = tuple(sorted(set(sizes), reverse=True))
-        self.tokens: list[int] = []
+        self.tokens: list[int] = list(tokens)
+        self.indexed = 0  # tokens[:indexed] are in `follows`
         # per size n: n-gram -> index of the token that followed its latest earlier occurrence
         self.follows: dict[int, dict[tuple[int, ...], int]] = {n: {} for n in self.sizes}
-        self.extend(tokens)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def extend(self, tokens: Iterable[int]) -> None:
-        new = list(tokens)
-        if not new:
-            return
-        start = len(self.tokens)
-        self.tokens.extend(new)
-        toks = self.tokens
-        end = len(toks)
-        for n, follows in self.follows.items():
-            # n-grams ending just before index i, for each new i (i - n >= 0), map to i
-            first = max(start, n)
-            if first >= end:
-                continue
-            grams = zip(*(toks[first - n + j : end - n + j] for j in range(n)), strict=False)
-            follows.update(zip(grams, range(first, end), strict=False))
-
     def append(self, token: int) -> None:
+        self.tokens.append(token)
+
+    def extend(self, tokens: Iterable[int]) -> None:
+        self.tokens.extend(tokens)
+
+    def _catch_up(self) -> None:
+        """Index every n-gram that has a known next token: those ending before the last token."""
         toks = self.tokens
-        i = len(toks)
+        start, end = self.indexed, len(toks)
+        if start >= end:
+            return
         for n, follows in self.follows.items():
-            if i >= n:
-                follows[tuple(toks[i - n : i])] = i
-        toks.append(token)
+            # the n-gram ending just before index i maps to i, for each new i with i - n >= 0
+            first = max(start, n)
+            if first < end:
+                grams = zip(*(toks[first - n + j : end - n + j] for j in range(n)), strict=False)
+                follows.update(zip(grams, range(first, end), strict=False))
+        self.indexed = end
 
     def propose(self, limit: int) -> tuple[list[int], int]:
         """Up to `limit` tokens that followed the latest earlier occurrence of the sequence's
         longest matching final n-gram, and that n (0 and [] when none matches)."""
-        toks = self.tokens
-        end = len(toks)
         if limit <= 0:
             return [], 0
+        self._catch_up()
+        toks = self.tokens
+        end = len(toks)
         for n in self.sizes:
             if end <= n:
                 continue

@@ -21,6 +21,7 @@ from .logprobs import token_logprob
 from .placement import Placer
 from .prefix_cache import PrefixCache, ReuseMode
 from .ram_cache import RamCache
+from .speculation import SpeculationMode, Speculator
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Runner:
         threads: int,
         prompt_cache: ReuseMode = "on",
         cache_ram_bytes: int = 0,
+        speculative: SpeculationMode = "off",
+        draft_max: int = 16,
     ) -> None:
         self.model = model
         self.n_slots = n_slots
@@ -57,6 +60,9 @@ class Runner:
         self.ram = RamCache(cache_ram_bytes if prompt_cache != "off" else 0)
         self.stats = EngineStats(slots=n_slots, kv_cells_total=n_ctx * n_slots)
         self.placer = Placer(self.ctx, self.cache, self.ram, self.stats)
+        self.speculator = (
+            Speculator(speculative, draft_max, n_ctx, self.stats) if speculative != "off" else None
+        )
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
@@ -161,21 +167,38 @@ class Runner:
         KV cache does not depend on other requests (llama.cpp's kernels do depend on which rows
         share a call).
         """
+        started = time.perf_counter()
         active = [s for s in self.slots if s is not None]
         self.stats.kv_cells_used = sum(s.pos for s in active)
         running = [s for s in active if s.fed == len(s.job.prompt)]
         batch = self.batch
+        decoding = 0.0
         if running:
             batch.clear()
+            spec = self.speculator
+            if spec is not None:
+                spec.plan(running, batch.capacity - len(running))
             for slot in running:
                 slot.row = batch.add(slot.last, slot.pos, slot.seq, True)
                 self.cache.fed_token(slot.seq, slot.last)
                 slot.pos += 1
-            if self._decode(running):
+                for i, token in enumerate(slot.draft):  # proposed tokens, verified by the rows' logits
+                    batch.add(token, slot.pos + i, slot.seq, True)
+            decoding = self._decode(running)
+            if decoding >= 0.0:
+                if spec is not None:
+                    spec.decoded(batch.n_tokens, decoding)
                 self._sample(running)
+        decoding = max(decoding, 0.0) + self._fill(active)
+        self.stats.steps_total += 1
+        self.stats.step_overhead_seconds_total += time.perf_counter() - started - decoding
+
+    def _fill(self, active: list[Slot]) -> float:
+        """Decode one chunk of the oldest waiting prompt; the seconds llama.cpp took."""
+        batch = self.batch
         waiting = [s for s in active if s.fed < len(s.job.prompt) and self.slots[s.seq] is s]
         if not waiting:
-            return
+            return 0.0
         filling = min(waiting, key=lambda s: s.job.submitted)  # oldest request first
         prompt = filling.job.prompt
         # `exact`: chunks cut at multiples of `prompt_chunk`, as a fresh run cuts them; else as they come
@@ -187,45 +210,64 @@ class Runner:
             filling.pos += 1
         self.cache.fed_prompt(filling.seq, filling.fed, prompt[filling.fed : end])
         filling.fed = end
-        if self._decode([filling]) and end == len(prompt):
+        decoding = self._decode([filling])
+        if decoding >= 0.0 and end == len(prompt):
             self._sample([filling])
+        return max(decoding, 0.0)
 
-    def _decode(self, slots: list[Slot]) -> bool:
+    def _decode(self, slots: list[Slot]) -> float:
+        """Decode the batch: the seconds it took, or -1 when llama.cpp failed (the slots then end)."""
+        started = time.perf_counter()
         rc = self.ctx.decode(self.batch)
         if rc == 0:
-            return True
+            return time.perf_counter() - started
         log.error("llama_decode returned %d for a batch of %d tokens", rc, self.batch.n_tokens)
         for slot in slots:
             self.end(slot, "error", error=f"llama.cpp could not decode (code {rc})")
-        return False
+        return -1.0
 
     def _sample(self, active: list[Slot]) -> None:
+        """Sample each slot's next token from its row (with a draft: the tokens its rows confirm)."""
         now = time.monotonic()
-        model = self.model
+        produced = 0
+        spec = self.speculator
         for slot in active:
-            token = slot.sampler.sample(self.ctx, slot.row)
-            slot.last = token
-            slot.generated += 1
-            job = slot.job
-            if job.first_token_at is None:
-                job.first_token_at = now
-            elif job.last_token_at is not None:
-                job.token_gaps.append(now - job.last_token_at)
-            job.last_token_at = now
-            if model.is_eog(token) and not job.sampling.ignore_eos:
-                self.end(slot, "stop")
-                continue
-            emit, stopped = slot.stop.feed(slot.decoder.decode(self._piece(job, token)))
-            pending: list[object] = [emit] if emit else []
-            if job.sampling.logprobs is not None:  # before the text, which may be held back
-                pending.insert(0, token_logprob(self.ctx.logits(slot.row), token, job.sampling.logprobs))
-            if stopped:
-                self.end(slot, "stop", pending=pending)
-            elif slot.generated >= job.max_tokens or slot.pos >= self.n_ctx:
-                self.end(slot, "length", pending=pending)
-            elif pending:
-                self.outbox.append((job, pending))
-        self.stats.completion_tokens_total += len(active)
+            if spec is None:
+                produced += 1
+                events, reason = self._take(slot, slot.sampler.sample(self.ctx, slot.row), slot.row, now)
+            else:
+                events, reason, generated = spec.verify(slot, self.ctx, self._take, now, self.cache.fed_token)
+                produced += generated
+            if reason == "error":
+                self.end(slot, reason, error="llama.cpp could not remove the rejected draft's cells", pending=events)
+            elif reason is not None:
+                self.end(slot, reason, pending=events)
+            elif events:
+                self.outbox.append((slot.job, events))
+        self.stats.completion_tokens_total += produced
+
+    def _take(self, slot: Slot, token: int, row: int, now: float) -> tuple[list[object], FinishReason | None]:
+        """Count a token sampled from `row`: the events it lets out (its logprobs, its text), and
+        why the answer ends with it (None: it goes on)."""
+        slot.last = token
+        slot.generated += 1
+        job = slot.job
+        if job.first_token_at is None:
+            job.first_token_at = now
+        elif job.last_token_at is not None:
+            job.token_gaps.append(now - job.last_token_at)
+        job.last_token_at = now
+        if self.model.is_eog(token) and not job.sampling.ignore_eos:
+            return [], "stop"
+        emit, stopped = slot.stop.feed(slot.decoder.decode(self._piece(job, token)))
+        events: list[object] = [emit] if emit else []
+        if job.sampling.logprobs is not None:  # before the text, which may be held back
+            events.insert(0, token_logprob(self.ctx.logits(row), token, job.sampling.logprobs))
+        if stopped:
+            return events, "stop"
+        if slot.generated >= job.max_tokens or slot.pos >= self.n_ctx:
+            return events, "length"
+        return events, None
 
     def _piece(self, job: Job, token: int) -> bytes:
         """A token's bytes; a control token the job wants to see (a tool-call opener) as its text."""

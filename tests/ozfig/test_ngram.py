@@ -65,11 +65,14 @@ def test_indexing_in_bulk_or_token_by_token_agrees_with_the_definition(seed: int
     cut = rng.randrange(0, len(tokens) + 1)
     bulk = NgramIndex(tokens, sizes)
     stepwise = NgramIndex(tokens[:cut], sizes)
-    for token in tokens[cut:]:
+    for i, token in enumerate(tokens[cut:], start=cut):
         stepwise.append(token)
+        if i % 3 == 0:  # asked on the way: the index catches up from where it was
+            assert stepwise.propose(2) == brute_force(tokens[: i + 1], sizes, 2)
     mixed = NgramIndex(sizes=sizes)
     for i in range(0, len(tokens), 7):
         mixed.extend(tokens[i : i + 7])
+        mixed.propose(1)
     for index in (bulk, stepwise, mixed):
         assert index.tokens == tokens
         for limit in (1, 3, 16):

@@ -1,0 +1,221 @@
+"""Speculative decoding with the real model (`--speculative`): the answers are those of plain
+decoding, whatever the proposals, the batch, and where the answer ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
+from ozfig.engine.sampling import SamplingParams
+from ozfig.engine.speculation import Speculator
+from ozfig.errors import DeadlineExceededError
+
+GREEDY = SamplingParams(temperature=0.0)
+PASSAGE = (
+    "The river Thames flows through southern England, passing Oxford, Reading and Windsor before it "
+    "reaches London. In London it is crossed by many bridges, among them Tower Bridge, London Bridge "
+    "and Westminster Bridge, and it meets the North Sea at its estuary east of the city."
+)
+QUOTE = f"Repeat the following text exactly, word for word:\n\n{PASSAGE}"
+QUESTIONS = [
+    QUOTE,
+    "Write a short story about a cat.",
+    "What is the capital of France?",
+    f"Summarize this text in one sentence:\n\n{PASSAGE}",
+    "List five fruits.",
+    "Explain how a bicycle works.",
+    f"Quote the first sentence of this text:\n\n{PASSAGE}",
+    "Tell me a fact about the moon.",
+]
+
+
+def make_engine(model: Any, mode: str, **kw: Any) -> Engine:
+    cfg: dict[str, Any] = dict(slots=1, ctx=1024, batch=512, threads=2, prompt_cache="off", speculative=mode)
+    cfg.update(kw)
+    return Engine(model, EngineConfig(**cfg))
+
+
+class Outcomes:
+    """Every verified draft: (proposed, accepted, why the answer ended), and the KV cache checked
+    after each: the sequence holds exactly the cells of the tokens fed, no rejected proposal."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.seen: list[tuple[int, int, str | None]] = []
+        spec = engine.runner.speculator
+        assert spec is not None
+        ctx = engine.runner.ctx
+        verify = spec.verify
+
+        def checked(slot, *args):  # type: ignore[no-untyped-def]
+            text, reason, generated = verify(slot, *args)
+            proposed = len(slot.draft)
+            if proposed:
+                self.seen.append((proposed, generated - 1, reason))
+            assert ctx.seq_pos_max(slot.seq) == slot.pos - 1, "rejected draft cells were left"
+            return text, reason, generated
+
+        spec.verify = checked  # type: ignore[method-assign]
+
+
+def ask(formatter: Any, text: str) -> list[int]:
+    return formatter.tokens([{"role": "user", "content": text}])
+
+
+async def answer(
+    engine: Engine, prompt: list[int], max_tokens: int, sampling: SamplingParams = GREEDY
+) -> tuple[str, str]:
+    async with engine.generate(Job(prompt, max_tokens, sampling)) as gen:
+        text = await gen.text()
+    assert gen.result is not None
+    return text, gen.result.reason
+
+
+def answers(
+    engine: Engine, prompts: list[list[int]], max_tokens: int, sampling: SamplingParams = GREEDY
+) -> list[tuple[str, str]]:
+    async def together() -> list[tuple[str, str]]:
+        return list(await asyncio.gather(*(answer(engine, p, max_tokens, sampling) for p in prompts)))
+
+    return asyncio.run(together())
+
+
+@pytest.fixture(scope="module")
+def plain(model: Any, formatter: Any) -> Iterator[dict[str, tuple[str, str]]]:
+    """The plain answers (`off`), one at a time: the reference."""
+    engine = make_engine(model, "off")
+    try:
+        yield {q: asyncio.run(answer(engine, ask(formatter, q), 96)) for q in QUESTIONS}
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("mode", ["ngram", "auto"])
+def test_greedy_answers_are_those_of_plain_decoding_one_at_a_time(model, formatter, plain, mode) -> None:
+    engine = make_engine(model, mode)
+    outcomes = Outcomes(engine)
+    try:
+        got = {q: asyncio.run(answer(engine, ask(formatter, q), 96)) for q in QUESTIONS}
+        stats = engine.stats
+    finally:
+        engine.close()
+    assert got == plain
+    assert stats.draft_tokens_accepted_total > 40, "the quoting answers should have had proposals accepted"
+    assert stats.draft_tokens_accepted_total == sum(accepted for _, accepted, _ in outcomes.seen)
+    assert any(accepted < proposed for proposed, accepted, _ in outcomes.seen), "no proposal was rejected"
+
+
+@pytest.mark.parametrize("mode", ["ngram", "auto"])
+def test_greedy_answers_are_those_of_plain_decoding_eight_together(model, formatter, plain, mode) -> None:
+    engine = make_engine(model, mode, slots=8)
+    Outcomes(engine)
+    try:
+        got = answers(engine, [ask(formatter, q) for q in QUESTIONS], 96)
+        accepted = engine.stats.draft_tokens_accepted_total
+    finally:
+        engine.close()
+    assert dict(zip(QUESTIONS, got, strict=True)) == plain
+    assert accepted > 40
+
+
+def test_off_is_the_plain_path(model) -> None:
+    engine = make_engine(model, "off")
+    try:
+        assert engine.runner.speculator is None
+    finally:
+        engine.close()
+
+
+def test_max_tokens_and_stop_strings_inside_an_accepted_run(model, formatter) -> None:
+    prompt = ask(formatter, QUOTE)
+    limits = list(range(20, 44, 3))
+    reference = make_engine(model, "off")
+    try:
+        cut = [asyncio.run(answer(reference, prompt, n)) for n in limits]
+        stops = ("Windsor", "Tower", "many b")
+        stopped = [
+            asyncio.run(answer(reference, prompt, 96, SamplingParams(temperature=0.0, stop=(s,))))
+            for s in stops
+        ]
+    finally:
+        reference.close()
+    engine = make_engine(model, "ngram", draft_max=8)
+    outcomes = Outcomes(engine)
+    try:
+        assert [asyncio.run(answer(engine, prompt, n)) for n in limits] == cut
+        assert (
+            stops
+            and [
+                asyncio.run(answer(engine, prompt, 96, SamplingParams(temperature=0.0, stop=(s,))))
+                for s in stops
+            ]
+            == stopped
+        )
+    finally:
+        engine.close()
+    assert all(reason == "length" for _, reason in cut) and all(reason == "stop" for _, reason in stopped)
+    ended_inside = [(p, a, r) for p, a, r in outcomes.seen if r is not None and a > 0]
+    assert {r for _, _, r in ended_inside} == {"length", "stop"}, outcomes.seen
+
+
+def test_sampled_answers_follow_the_same_draws(model, formatter) -> None:
+    """With a seed, the answer is the same: each token comes from its own row's logits by the same
+    sampler chain, one draw per generated token, accepted or not."""
+    sampling = SamplingParams(temperature=0.8, seed=7)
+    prompts = [ask(formatter, q) for q in QUESTIONS[:4]]
+    reference = make_engine(model, "off")
+    try:
+        expected = [asyncio.run(answer(reference, p, 64, sampling)) for p in prompts]
+    finally:
+        reference.close()
+    engine = make_engine(model, "ngram")
+    try:
+        assert [asyncio.run(answer(engine, p, 64, sampling)) for p in prompts] == expected
+        assert engine.stats.draft_tokens_accepted_total > 0
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("how", ["cancelled", "timeout"])
+def test_a_speculative_answer_that_is_cancelled_or_late_frees_its_slot(model, formatter, how) -> None:
+    engine = make_engine(model, "ngram", slots=1, request_timeout=1.5 if how == "timeout" else 600.0)
+    sampling = SamplingParams(temperature=0.0, ignore_eos=True)
+
+    async def scenario() -> str:
+        gen = engine.submit(Job(ask(formatter, QUOTE), 100_000 if how == "timeout" else 900, sampling))
+        try:
+            async for _ in gen:
+                if how == "cancelled" and engine.stats.draft_tokens_accepted_total > 0:
+                    gen.cancel()
+                    engine.scheduler.wake()
+        except DeadlineExceededError:
+            pass
+        assert gen.result is not None
+        return gen.result.reason
+
+    try:
+        assert asyncio.run(scenario()) == how
+        assert engine.scheduler.free_slots == 1
+        assert engine.stats.requests_finished[how] == 1
+        assert engine.stats.draft_tokens_total > 0
+        again = asyncio.run(answer(engine, ask(formatter, QUOTE), 16))
+    finally:
+        engine.close()
+    reference = make_engine(model, "off")
+    try:
+        assert again == asyncio.run(answer(reference, ask(formatter, QUOTE), 16))
+    finally:
+        reference.close()
+
+
+def test_the_speculator_is_the_one_the_runner_uses(model) -> None:
+    engine = make_engine(model, "auto")
+    try:
+        assert isinstance(engine.runner.speculator, Speculator)
+        assert engine.runner.speculator.mode == "auto"
+    finally:
+        engine.close()
