@@ -36,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from .model_source import check_local_model, parse_hub_reference
 
     configure_logging(settings.log_level, settings.log_format)
-    if parse_hub_reference(settings.model) is None:
-        check_local_model(settings.model)  # fail at once, before binding the port
-        check_gguf_file(settings.model)
+    for model in (settings.model, settings.draft_model):
+        if model and parse_hub_reference(model) is None:
+            check_local_model(model)  # fail at once, before binding the port
+            check_gguf_file(model)
 
     import uvicorn
 

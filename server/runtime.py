@@ -17,10 +17,18 @@ from typing import Any
 
 from ozfig.chat_format import ChatFormatter
 from ozfig.cpus import CpuCount, available_cpus
+from ozfig.engine.draft import load_draft_model
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
-from ozfig.errors import EngineStoppedError, ModelLoadError, ModelLoadingError, OzfigError, StartupError
+from ozfig.errors import (
+    EngineStoppedError,
+    ModelLoadError,
+    ModelLoadingError,
+    ModelNotFoundError,
+    OzfigError,
+    StartupError,
+)
 from ozfig.llama.backend import gpu_offload_supported
 from ozfig.llama.model import LlamaModel
 
@@ -76,6 +84,7 @@ class Runtime:
     search: WebSearch
     on_fatal: Callable[[OzfigError], None] = lambda exc: None
     model: LlamaModel | None = None
+    draft: LlamaModel | None = None  # --draft-model
     engine: Engine | None = None
     formatter: ChatFormatter | None = None
     error: OzfigError | None = None
@@ -101,9 +110,10 @@ class Runtime:
         if self.engine is not None:
             await asyncio.to_thread(self.engine.close)
             self.engine = None
-        if self.model is not None:
-            self.model.close()
-            self.model = None
+        for model in (self.model, self.draft):
+            if model is not None:
+                model.close()
+        self.model = self.draft = None
         await self.search.close()
 
     async def _load(self) -> None:
@@ -141,7 +151,12 @@ class Runtime:
             def on_engine_failure(reason: str) -> None:  # on the engine thread
                 loop.call_soon_threadsafe(self._engine_failed, reason)
 
-            engine = await asyncio.to_thread(Engine, model, config, on_engine_failure)
+            if s.draft_model:
+                draft_path = await asyncio.to_thread(resolve_model_path, s.draft_model)
+                self.draft = await asyncio.to_thread(load_draft_model, model, draft_path, s.gpu_layers)
+            elif s.speculative == "draft":
+                raise ModelNotFoundError("--speculative draft needs a draft model: pass --draft-model PATH")
+            engine = await asyncio.to_thread(Engine, model, config, on_engine_failure, self.draft)
             await self._warm_up(engine, formatter)
             self.on_engine(engine)
             self.engine, self.formatter = engine, formatter

@@ -141,9 +141,14 @@ class Generation:
 
 class Engine:
     def __init__(
-        self, model: LlamaModel, config: EngineConfig, on_failure: Callable[[str], None] | None = None
+        self,
+        model: LlamaModel,
+        config: EngineConfig,
+        on_failure: Callable[[str], None] | None = None,
+        draft: LlamaModel | None = None,
     ) -> None:
-        """`on_failure(reason)` is called on the engine thread if it dies."""
+        """`on_failure(reason)` is called on the engine thread if it dies; `draft`: a draft model for
+        `speculative` auto or draft (its vocabulary checked by `draft.check_vocabulary`)."""
         self.model = model
         self.config = config
         runner = Runner(
@@ -156,6 +161,7 @@ class Engine:
             cache_ram_bytes=config.cache_ram_mib * 1024 * 1024,
             speculative=config.speculative,
             draft_max=config.draft_max,
+            draft_model=draft,
         )
         runner.post = _post
         self.cache_key = cache_key(model.path, model.lora_path)

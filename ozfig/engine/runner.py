@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..llama.batch import Batch
 from ..llama.model import ContextParams, LlamaModel
+from .draft import Drafter
 from .jobs import EngineStats, Finished, FinishReason, Job, Outbox, Slot
 from .logprobs import token_logprob
 from .placement import Placer
@@ -41,6 +42,7 @@ class Runner:
         cache_ram_bytes: int = 0,
         speculative: SpeculationMode = "off",
         draft_max: int = 16,
+        draft_model: LlamaModel | None = None,
     ) -> None:
         self.model = model
         self.n_slots = n_slots
@@ -60,9 +62,14 @@ class Runner:
         self.ram = RamCache(cache_ram_bytes if prompt_cache != "off" else 0)
         self.stats = EngineStats(slots=n_slots, kv_cells_total=n_ctx * n_slots)
         self.placer = Placer(self.ctx, self.cache, self.ram, self.stats)
-        self.speculator = (
-            Speculator(speculative, draft_max, n_ctx, self.stats) if speculative != "off" else None
-        )
+        self.speculator: Speculator | None = None
+        if speculative != "off":
+            drafter = None
+            if draft_model is not None:
+                drafter = Drafter(
+                    draft_model, n_slots=n_slots, n_ctx=n_ctx, n_batch=self.n_batch, threads=threads
+                )
+            self.speculator = Speculator(speculative, draft_max, n_ctx, self.stats, drafter)
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
@@ -81,6 +88,8 @@ class Runner:
         self.slots = [None] * self.n_slots
         self.batch.close()
         self.ctx.close()
+        if self.speculator is not None and self.speculator.drafter is not None:
+            self.speculator.drafter.close()
 
     def save_all(self) -> None:
         """Every sequence's cells into the RAM cache (before the context goes: a drain, a restart)."""
@@ -172,12 +181,11 @@ class Runner:
         self.stats.kv_cells_used = sum(s.pos for s in active)
         running = [s for s in active if s.fed == len(s.job.prompt)]
         batch = self.batch
-        decoding = 0.0
+        decoding = drafting = 0.0
         if running:
             batch.clear()
             spec = self.speculator
-            if spec is not None:
-                spec.plan(running, batch.capacity - len(running))
+            drafting = spec.plan(running, batch.capacity - len(running)) if spec is not None else 0.0
             for slot in running:
                 slot.row = batch.add(slot.last, slot.pos, slot.seq, True)
                 self.cache.fed_token(slot.seq, slot.last)
@@ -189,7 +197,7 @@ class Runner:
                 if spec is not None:
                     spec.decoded(batch.n_tokens, decoding)
                 self._sample(running)
-        decoding = max(decoding, 0.0) + self._fill(active)
+        decoding = max(decoding, 0.0) + drafting + self._fill(active)
         self.stats.steps_total += 1
         self.stats.step_overhead_seconds_total += time.perf_counter() - started - decoding
 

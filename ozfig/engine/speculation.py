@@ -9,11 +9,13 @@ follow the same distribution). The rejected cells are removed.
 Modes (`--speculative`):
 - `off`: one token per sequence per step, the plain path;
 - `ngram`: every sequence proposes what its own n-grams say (`ngram.py`), up to `--draft-max`;
+- `draft`: a draft model proposes (`draft.py`, `--draft-model`), up to `--draft-max`;
 - `auto` (default): as `ngram`, but each sequence proposes only as many tokens as pay for
   themselves: with `a` its recent acceptance rate (`Acceptance`), the j-th proposed token is
   accepted with chance a^j, and it costs one more decode row. The cost of a row is learnt from
   the decodes this engine has run (`DecodeCost`), so on a machine or at a batch size where
-  verification is not nearly free, proposals shrink or stop, for one sequence or for all.
+  verification is not nearly free, proposals shrink or stop, for one sequence or for all. With a
+  draft model the proposals are its own, sized the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .ngram import NgramIndex
 
 if TYPE_CHECKING:
     from ..llama.context import Context
+    from .draft import Drafter
     from .jobs import EngineStats, FinishReason, Job, Slot
 
     # the runner's accounting of one token sampled from a row: (events it lets out, why the answer ends or None)
@@ -107,8 +110,16 @@ class _Sequence:
 class Speculator:
     """The proposals of every running sequence, their outcomes, and the cost model."""
 
-    def __init__(self, mode: SpeculationMode, draft_max: int, n_ctx: int, stats: EngineStats) -> None:
+    def __init__(
+        self,
+        mode: SpeculationMode,
+        draft_max: int,
+        n_ctx: int,
+        stats: EngineStats,
+        drafter: Drafter | None = None,
+    ) -> None:
         self.mode = mode
+        self.drafter = drafter
         self.draft_max = draft_max
         self.n_ctx = n_ctx  # cells per sequence
         self.cost = DecodeCost()
@@ -123,21 +134,31 @@ class Speculator:
             seq = self.sequences[slot.seq] = _Sequence(slot.job, index, Acceptance())
         return seq
 
-    def plan(self, running: list[Slot], room: int) -> None:
-        """Set each slot's `draft`: the tokens it proposes this step (at most `room` in all)."""
-        limits = self._limits(running)
-        for slot, limit in zip(running, limits, strict=True):
+    def plan(self, running: list[Slot], room: int) -> float:
+        """Set each slot's `draft`: the tokens it proposes this step (at most `room` in all).
+        Returns the seconds the draft model spent in llama_decode (0 without one)."""
+        wanted: list[tuple[Slot, int]] = []
+        for slot, limit in zip(running, self._limits(running), strict=True):
             # no draft past the answer's max_tokens or its sequence's cells
             limit = min(limit, room, slot.job.max_tokens - slot.generated - 1, self.n_ctx - slot.pos - 1)
+            slot.draft = []
             if limit <= 0:
-                slot.draft = []
                 continue
-            draft, _ = self._sequence(slot).index.propose(limit)
-            slot.draft = draft
-            room -= len(draft)
+            if self.drafter is None:
+                slot.draft, _ = self._sequence(slot).index.propose(limit)
+                room -= len(slot.draft)
+            else:
+                wanted.append((slot, limit))
+                room -= limit
+        if self.drafter is None or not wanted:
+            return 0.0
+        drafts = self.drafter.propose([(s.seq, self._sequence(s).index.tokens, k) for s, k in wanted])
+        for slot, limit in wanted:
+            slot.draft = drafts.get(slot.seq, [])[:limit]
+        return self.drafter.take_seconds()
 
     def _limits(self, running: list[Slot]) -> list[int]:
-        if self.mode != "auto":
+        if self.mode != "auto":  # ngram, draft: as many as proposed
             return [self.draft_max] * len(running)
         rates = [self._sequence(slot).acceptance.rate for slot in running]
         a, b = self.cost.line()

@@ -18,6 +18,7 @@ from server.model_source import parse_hub_reference, resolve_model_path
 from server.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support.processes import free_port, get_json, ozfig_command, serving
+from tests.support.vocab_gguf import vocabulary_only
 
 
 def run_serve(
@@ -132,3 +133,16 @@ def until_status(url: str, status: int, timeout: float = 10) -> None:
     while status_of(url) != status:
         assert time.monotonic() < deadline, f"{url} never answered {status}"
         time.sleep(0.02)
+
+
+def test_a_draft_model_of_another_vocabulary_is_refused_at_start(model_path, tmp_path) -> None:
+    # the test model's own metadata with one token's text changed (gguf-py; no weights needed:
+    # the draft's vocabulary is checked before its weights are loaded)
+    other = vocabulary_only(model_path, tmp_path / "other-vocab.gguf", {1000: "not-the-same"})
+    proc = run_serve("--model", str(model_path), "--draft-model", str(other), timeout=120)
+    assert_one_line_exit_1(proc, "draft model", "vocabularies differ", "token 1000")
+
+
+def test_speculative_draft_without_a_draft_model_is_refused_at_start(model_path) -> None:
+    proc = run_serve("--model", str(model_path), "--speculative", "draft", timeout=120)
+    assert_one_line_exit_1(proc, "--draft-model")

@@ -57,7 +57,9 @@ def test_metrics_move_as_requests_run(metered, ddg) -> None:
     assert after["ozfig_generation_tokens_total"] > before["ozfig_generation_tokens_total"]
     assert after["ozfig_prompt_tokens_total"] > before["ozfig_prompt_tokens_total"]
     assert after["ozfig_engine_steps_total"] > before["ozfig_engine_steps_total"]
-    assert after["ozfig_engine_step_overhead_seconds_total"] > before["ozfig_engine_step_overhead_seconds_total"]
+    assert (
+        after["ozfig_engine_step_overhead_seconds_total"] > before["ozfig_engine_step_overhead_seconds_total"]
+    )
     assert 0 <= after["ozfig_draft_tokens_accepted_total"] <= after["ozfig_draft_tokens_total"]
     finished = sum(v for k, v in after.items() if k.startswith("ozfig_requests_finished_total{"))
     assert finished - sum(v for k, v in before.items() if k.startswith("ozfig_requests_finished_total{")) == 3

@@ -9,7 +9,16 @@ import pytest
 from server.api.openai_format import Completion
 from server.api.sse import sse_event
 
-PIECES = ["", "Hello", " world", 'quote " and \\ backslash', "line\nbreak\ttab", "\x00\x1f", "é 🌟 中文", "\u2028\u2029"]
+PIECES = [
+    "",
+    "Hello",
+    " world",
+    'quote " and \\ backslash',
+    "line\nbreak\ttab",
+    "\x00\x1f",
+    "é 🌟 中文",
+    "\u2028\u2029",
+]
 
 
 @pytest.mark.parametrize("with_usage_field", [False, True])
