@@ -70,19 +70,28 @@ class Drafter:
         self.batch = Batch(self.n_batch)
         self.held: list[list[int]] = [[] for _ in range(n_slots)]
         self.seconds = 0.0  # in llama_decode, since the last `take_seconds`
+        self.round_seconds = 0.0  # of which in proposing rounds (one token for every proposing sequence)
+        self.rounds = 0
 
     def close(self) -> None:
         self.batch.close()
         self.ctx.close()
 
-    def take_seconds(self) -> float:
-        seconds, self.seconds = self.seconds, 0.0
-        return seconds
+    def take_seconds(self) -> tuple[float, float, int]:
+        """Seconds in llama_decode since the last call, of which in proposing rounds, and how many rounds."""
+        taken = self.seconds, self.round_seconds, self.rounds
+        self.seconds = self.round_seconds = 0.0
+        self.rounds = 0
+        return taken
 
-    def _decode(self) -> bool:
+    def _decode(self, proposing: bool = False) -> bool:
         started = time.perf_counter()
         ok = self.ctx.decode(self.batch) == 0
-        self.seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.seconds += seconds
+        if proposing:
+            self.round_seconds += seconds
+            self.rounds += 1
         return ok
 
     def propose(self, wanted: list[tuple[int, list[int], int]]) -> dict[int, list[int]]:
@@ -123,7 +132,7 @@ class Drafter:
                     self.held[seq].append(token)
             if not following:
                 break
-            if not self._decode():
+            if not self._decode(proposing=True):
                 self._forget(list(following))
                 break
             rows = following

@@ -63,9 +63,11 @@ class Runner:
         self.stats = EngineStats(slots=n_slots, kv_cells_total=n_ctx * n_slots)
         self.placer = Placer(self.ctx, self.cache, self.ram, self.stats)
         self.speculator: Speculator | None = None
+        if speculative == "draft" and draft_model is None:
+            raise ValueError("speculative decoding with a draft model needs one")
         if speculative != "off":
             drafter = None
-            if draft_model is not None:
+            if draft_model is not None and speculative in ("auto", "draft"):
                 drafter = Drafter(
                     draft_model, n_slots=n_slots, n_ctx=n_ctx, n_batch=self.n_batch, threads=threads
                 )

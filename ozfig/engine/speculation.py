@@ -125,6 +125,7 @@ class Speculator:
         self.cost = DecodeCost()
         self.sequences: dict[int, _Sequence] = {}
         self.stats = stats
+        self.draft_round = 0.0  # seconds of one proposing round of the draft model (recent mean)
 
     def _sequence(self, slot: Slot) -> _Sequence:
         seq = self.sequences.get(slot.seq)
@@ -155,7 +156,11 @@ class Speculator:
         drafts = self.drafter.propose([(s.seq, self._sequence(s).index.tokens, k) for s, k in wanted])
         for slot, limit in wanted:
             slot.draft = drafts.get(slot.seq, [])[:limit]
-        return self.drafter.take_seconds()
+        seconds, round_seconds, rounds = self.drafter.take_seconds()
+        if rounds:
+            mean = round_seconds / rounds
+            self.draft_round = mean if self.draft_round == 0.0 else 0.9 * self.draft_round + 0.1 * mean
+        return seconds
 
     def _limits(self, running: list[Slot]) -> list[int]:
         if self.mode != "auto":  # ngram, draft: as many as proposed
@@ -163,12 +168,14 @@ class Speculator:
         rates = [self._sequence(slot).acceptance.rate for slot in running]
         a, b = self.cost.line()
         base = len(running)
-        threshold = b * base / (a + b * base)  # a row's cost against a plain step's tokens per cost
+        # a proposed token costs a decode row (and, with a draft model, its share of a draft round)
+        extra = b + self.draft_round / base
+        threshold = extra * base / (a + b * base)  # against a plain step's tokens per second
         limits = [self._worth(rate, threshold) for rate in rates]
         # with the proposals, a step yields more tokens per second: each row must then do better
         rows = base + sum(limits)
         tokens = base + sum(expected(r, k) for r, k in zip(rates, limits, strict=True) if k)
-        threshold = b * tokens / (a + b * rows)
+        threshold = extra * tokens / (a + b * rows + self.draft_round * max(limits))
         limits = [self._worth(rate, threshold) for rate in rates]
         for slot, k in zip(running, limits, strict=True):
             if k == 0:
