@@ -52,6 +52,26 @@ ENGINE_COUNTERS = (
         "prompt_cache_restored_tokens_total",
     ),
     ("ozfig_generation_tokens", "Tokens generated.", "completion_tokens_total"),
+    (
+        "ozfig_draft_tokens",
+        "Proposed tokens checked by speculative decoding (--speculative).",
+        "draft_tokens_total",
+    ),
+    (
+        "ozfig_draft_tokens_accepted",
+        "Proposed tokens the model accepted (each one a decode step saved).",
+        "draft_tokens_accepted_total",
+    ),
+    (
+        "ozfig_engine_steps",
+        "Engine steps (one decode of the running answers, a prompt chunk).",
+        "steps_total",
+    ),
+    (
+        "ozfig_engine_step_overhead_seconds",
+        "Time of engine steps spent outside llama_decode (sampling, bookkeeping); per step: over ozfig_engine_steps_total.",
+        "step_overhead_seconds_total",
+    ),
 )
 
 
@@ -112,26 +132,6 @@ class EngineCollector(Collector):
             "ozfig_prompt_cache_bytes",
             "Bytes the RAM prompt cache holds (at most --cache-ram MiB).",
             stats.prompt_cache_bytes if stats else 0,
-        )
-        yield counter(
-            "ozfig_draft_tokens",
-            "Proposed tokens checked by speculative decoding (--speculative).",
-            stats.draft_tokens_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_draft_tokens_accepted",
-            "Proposed tokens the model accepted (each one a decode step saved).",
-            stats.draft_tokens_accepted_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_engine_steps",
-            "Engine steps (one decode of the running answers).",
-            stats.steps_total if stats else 0,
-        )
-        yield counter(
-            "ozfig_engine_step_overhead_seconds",
-            "Time of engine steps spent outside llama_decode (sampling, bookkeeping); per step: divide by ozfig_engine_steps_total.",
-            stats.step_overhead_seconds_total if stats else 0,
         )
         finished = CounterMetricFamily(
             "ozfig_requests_finished",
