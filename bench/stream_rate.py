@@ -29,7 +29,8 @@ import llama_cpp  # noqa: F401  (before numpy, as ozfig/cli.py)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ozfig.chat_format import ChatFormatter
-from ozfig.engine.engine import Engine, EngineConfig, GenerationRequest
+from ozfig.engine.engine import Engine, EngineConfig
+from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
 
@@ -43,7 +44,7 @@ def rate(times: list[float], tokens: int) -> float:
 
 async def in_process(engine: Engine, prompt: list[int], max_tokens: int) -> tuple[float, int]:
     times: list[float] = []
-    request = GenerationRequest(prompt, max_tokens, SamplingParams(temperature=0.0))
+    request = Job(prompt, max_tokens, SamplingParams(temperature=0.0))
     async with engine.generate(request) as gen:
         async for piece in gen:
             if piece:
@@ -105,7 +106,16 @@ def main() -> None:
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     serve = [sys.executable, "-m", "ozfig", "serve", "--model", args.model, "--port", str(args.port)]
-    serve += ["--slots", "1", "--ctx", "2048", "--threads", str(threads), "--max-tokens", str(args.max_tokens)]
+    serve += [
+        "--slots",
+        "1",
+        "--ctx",
+        "2048",
+        "--threads",
+        str(threads),
+        "--max-tokens",
+        str(args.max_tokens),
+    ]
     serve += ["--log-level", "warning", *args.serve_args]
     proc = subprocess.Popen(serve)
     try:
