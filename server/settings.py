@@ -125,7 +125,7 @@ class Settings(Options):
         path=True,
     )
     draft_max: int = option(
-        16, "The most tokens an answer proposes per decode step (--speculative).", minimum=1, maximum=256
+        32, "The most tokens an answer proposes per decode step (--speculative).", minimum=1, maximum=256
     )
     queue: int = option(
         64,

@@ -68,7 +68,7 @@ class EngineConfig:
     cache_ram_mib: int = 0  # the RAM prompt cache's budget (0: none)
     cache_dir: str = ""  # where the RAM prompt cache is written on close and read at start ("": nowhere)
     speculative: SpeculationMode = "off"  # proposals verified in each decode (`speculation.py`)
-    draft_max: int = 16  # the most tokens a sequence proposes per step
+    draft_max: int = 32  # the most tokens a sequence proposes per step
 
 
 def _receive_all(items: Outbox) -> None:

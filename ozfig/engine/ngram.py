@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 DEFAULT_SIZES = (4, 3, 2)  # n-gram lengths tried, longest first
+MATCH_CAP = 64  # how far back a match's length is counted
 
 
 class NgramIndex:
@@ -55,7 +56,8 @@ class NgramIndex:
 
     def propose(self, limit: int) -> tuple[list[int], int]:
         """Up to `limit` tokens that followed the latest earlier occurrence of the sequence's
-        longest matching final n-gram, and that n (0 and [] when none matches)."""
+        longest matching final n-gram, and how long the match is: the n-gram extended backwards
+        while the tokens before both agree, up to `MATCH_CAP` ([] and 0 when nothing matches)."""
         if limit <= 0:
             return [], 0
         self._catch_up()
@@ -66,5 +68,8 @@ class NgramIndex:
                 continue
             at = self.follows[n].get(tuple(toks[end - n :]))
             if at is not None:
-                return toks[at : at + limit], n
+                length = n
+                while length < MATCH_CAP and length < at and toks[at - 1 - length] == toks[end - 1 - length]:
+                    length += 1
+                return toks[at : at + limit], length
         return [], 0

@@ -41,7 +41,7 @@ class Runner:
         prompt_cache: ReuseMode = "on",
         cache_ram_bytes: int = 0,
         speculative: SpeculationMode = "off",
-        draft_max: int = 16,
+        draft_max: int = 32,
         draft_model: LlamaModel | None = None,
     ) -> None:
         self.model = model
@@ -72,6 +72,8 @@ class Runner:
                     draft_model, n_slots=n_slots, n_ctx=n_ctx, n_batch=self.n_batch, threads=threads
                 )
             self.speculator = Speculator(speculative, draft_max, n_ctx, self.stats, drafter)
+            if speculative == "auto":
+                self.speculator.calibrate(self.ctx, self.batch)
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread

@@ -11,23 +11,29 @@ Modes (`--speculative`):
 - `ngram`: every sequence proposes what its own n-grams say (`ngram.py`), up to `--draft-max`;
 - `draft`: a draft model proposes (`draft.py`, `--draft-model`), up to `--draft-max`;
 - `auto` (default): as `ngram`, but each sequence proposes only as many tokens as pay for
-  themselves: with `a` its recent acceptance rate (`Acceptance`), the j-th proposed token is
-  accepted with chance a^j, and it costs one more decode row. The cost of a row is learnt from
-  the decodes this engine has run (`DecodeCost`), so on a machine or at a batch size where
-  verification is not nearly free, proposals shrink or stop, for one sequence or for all. With a
-  draft model the proposals are its own, sized the same way.
+  themselves. A proposed token is accepted with some chance `a` after the one before it (so the
+  j-th with chance a^j), learnt per length of the match the proposal came from
+  (`spec_model.MatchAcceptance`: an answer that has been quoting its prompt for 20 tokens very
+  likely goes on), and it costs one more decode row, learnt from the decodes this engine runs
+  (`spec_model.DecodeCost`, measured once at start by `calibrate`). So on a machine or at a
+  batch size where verification is not nearly free, proposals shrink or stop, for one sequence
+  or for all; a sequence whose proposals keep failing stops proposing for a while. With a draft
+  model the proposals are its own, sized the same way from its acceptance and its cost.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .ngram import NgramIndex
+from .spec_model import Acceptance, DecodeCost, MatchAcceptance, expected
 
 if TYPE_CHECKING:
+    from ..llama.batch import Batch
     from ..llama.context import Context
     from .draft import Drafter
     from .jobs import EngineStats, FinishReason, Job, Slot
@@ -38,77 +44,18 @@ if TYPE_CHECKING:
 SpeculationMode = Literal["auto", "ngram", "draft", "off"]
 
 
-class Acceptance:
-    """How often one sequence's proposals are accepted: decayed counts of accepted tokens and of
-    rejections (a proposal ends in at most one), a per-token acceptance rate = hits / (hits + misses)."""
-
-    DECAY = 0.7  # per verified proposal: a few failed proposals in a row count more than a long good run
-    REST = 0.985  # per step without a proposal: back toward the prior, so the sequence is tried again
-    PRIOR = 1.0  # hits and misses to start from (rate 0.5)
-
-    def __init__(self) -> None:
-        self.hits = self.misses = self.PRIOR
-
-    @property
-    def rate(self) -> float:
-        return self.hits / (self.hits + self.misses)
-
-    def record(self, proposed: int, accepted: int) -> None:
-        self.hits = self.hits * self.DECAY + accepted
-        self.misses = self.misses * self.DECAY + (accepted < proposed)
-
-    def rest(self) -> None:
-        p, r = self.PRIOR, self.REST
-        self.hits = p + (self.hits - p) * r
-        self.misses = p + (self.misses - p) * r
-
-
-class DecodeCost:
-    """Seconds one decode of n rows takes on this machine, as a line a + b·n fitted to the recent
-    decodes (decayed sums). Until decodes of several sizes were seen, the slope leans on a prior:
-    a row `PRIOR_SLOPE` of a one-row decode, the cost of checking a proposal being nearly free."""
-
-    MEMORY = 256  # decodes
-    PRIOR_SLOPE = 0.02
-    PRIOR_WEIGHT = 4.0  # rows² of spread the prior is worth
-
-    def __init__(self) -> None:
-        self.w = self.n = self.nn = self.c = self.nc = 0.0
-
-    def observe(self, rows: int, seconds: float) -> None:
-        d = 1.0 - 1.0 / self.MEMORY
-        self.w = self.w * d + 1.0
-        self.n = self.n * d + rows
-        self.nn = self.nn * d + rows * rows
-        self.c = self.c * d + seconds
-        self.nc = self.nc * d + rows * seconds
-
-    def line(self) -> tuple[float, float]:
-        """(a, b): a decode of n rows takes a + b·n seconds; (1, PRIOR_SLOPE) before any decode."""
-        if self.w <= 0.0:
-            return 1.0, self.PRIOR_SLOPE
-        mean_n, mean_c = self.n / self.w, self.c / self.w
-        var = max(self.nn / self.w - mean_n * mean_n, 0.0)
-        cov = self.nc / self.w - mean_n * mean_c
-        prior = self.PRIOR_SLOPE * mean_c / (1.0 + self.PRIOR_SLOPE * mean_n)
-        slope = max((cov + prior * self.PRIOR_WEIGHT) / (var + self.PRIOR_WEIGHT), 0.0)
-        return max(mean_c - slope * mean_n, 1e-9), slope
-
-
-def expected(rate: float, k: int) -> float:
-    """Accepted tokens to expect of k proposed, each accepted with chance `rate` after the one before."""
-    return float(k) if rate >= 1.0 else rate * (1.0 - rate**k) / (1.0 - rate)
-
-
 @dataclass
 class _Sequence:
     job: Job
     index: NgramIndex
-    acceptance: Acceptance
+    record: Acceptance  # this sequence's own: when it falls below VETO, it stops proposing for a while
+    source: Acceptance | None = None  # the record the current proposal's chance was taken from
 
 
 class Speculator:
     """The proposals of every running sequence, their outcomes, and the cost model."""
+
+    VETO = 0.3  # a sequence whose own acceptance rate is below this proposes nothing (auto)
 
     def __init__(
         self,
@@ -123,6 +70,8 @@ class Speculator:
         self.draft_max = draft_max
         self.n_ctx = n_ctx  # cells per sequence
         self.cost = DecodeCost()
+        self.matches = MatchAcceptance()  # n-gram proposals, by match length
+        self.drafts = Acceptance(0.7, 1.0, MatchAcceptance.DECAY)  # the draft model's proposals
         self.sequences: dict[int, _Sequence] = {}
         self.stats = stats
         self.draft_round = 0.0  # seconds of one proposing round of the draft model (recent mean)
@@ -132,55 +81,68 @@ class Speculator:
         if seq is None or seq.job is not slot.job:
             index = NgramIndex(slot.job.prompt)
             index.append(slot.last)  # the first answer token, sampled at the end of the prompt
-            seq = self.sequences[slot.seq] = _Sequence(slot.job, index, Acceptance())
+            seq = self.sequences[slot.seq] = _Sequence(slot.job, index, Acceptance(0.67, 1.0))
         return seq
 
     def plan(self, running: list[Slot], room: int) -> float:
         """Set each slot's `draft`: the tokens it proposes this step (at most `room` in all).
         Returns the seconds the draft model spent in llama_decode (0 without one)."""
-        wanted: list[tuple[Slot, int]] = []
-        for slot, limit in zip(running, self._limits(running), strict=True):
-            # no draft past the answer's max_tokens or its sequence's cells
-            limit = min(limit, room, slot.job.max_tokens - slot.generated - 1, self.n_ctx - slot.pos - 1)
+        offers: list[tuple[Slot, _Sequence, int, Acceptance | None, list[int]]] = []
+        for slot in running:
             slot.draft = []
-            if limit <= 0:
+            # no draft past the answer's max_tokens or its sequence's cells
+            limit = min(self.draft_max, slot.job.max_tokens - slot.generated - 1, self.n_ctx - slot.pos - 1)
+            seq = self._sequence(slot)
+            if limit <= 0 or (self.mode == "auto" and seq.record.rate < self.VETO):
+                seq.record.rest()
                 continue
+            if self.drafter is not None:
+                offers.append((slot, seq, limit, self.drafts, []))
+                continue
+            tokens, length = seq.index.propose(limit)
+            if tokens:
+                offers.append((slot, seq, len(tokens), self.matches.of(length), tokens))
+        if self.mode == "auto":
+            limits = self._sized([(k, acc.rate if acc else 0.0) for _, _, k, acc, _ in offers], len(running))
+        else:
+            limits = [k for _, _, k, _, _ in offers]
+        wanted: list[tuple[Slot, _Sequence, int]] = []
+        for (slot, seq, _, acc, tokens), k in zip(offers, limits, strict=True):
+            k = min(k, room)
+            if k <= 0:
+                continue
+            room -= k
+            seq.source = acc
             if self.drafter is None:
-                slot.draft, _ = self._sequence(slot).index.propose(limit)
-                room -= len(slot.draft)
+                slot.draft = tokens[:k]
             else:
-                wanted.append((slot, limit))
-                room -= limit
+                wanted.append((slot, seq, k))
         if self.drafter is None or not wanted:
             return 0.0
-        drafts = self.drafter.propose([(s.seq, self._sequence(s).index.tokens, k) for s, k in wanted])
-        for slot, limit in wanted:
-            slot.draft = drafts.get(slot.seq, [])[:limit]
+        drafts = self.drafter.propose([(slot.seq, seq.index.tokens, k) for slot, seq, k in wanted])
+        for slot, _, k in wanted:
+            slot.draft = drafts.get(slot.seq, [])[:k]
         seconds, round_seconds, rounds = self.drafter.take_seconds()
         if rounds:
             mean = round_seconds / rounds
             self.draft_round = mean if self.draft_round == 0.0 else 0.9 * self.draft_round + 0.1 * mean
         return seconds
 
-    def _limits(self, running: list[Slot]) -> list[int]:
-        if self.mode != "auto":  # ngram, draft: as many as proposed
-            return [self.draft_max] * len(running)
-        rates = [self._sequence(slot).acceptance.rate for slot in running]
+    def _sized(self, offers: list[tuple[int, float]], base: int) -> list[int]:
+        """How many of each offer's tokens pay (offers: (tokens offered, acceptance rate)), for a
+        step of `base` running sequences."""
+        if not offers:
+            return []
         a, b = self.cost.line()
-        base = len(running)
         # a proposed token costs a decode row (and, with a draft model, its share of a draft round)
         extra = b + self.draft_round / base
         threshold = extra * base / (a + b * base)  # against a plain step's tokens per second
-        limits = [self._worth(rate, threshold) for rate in rates]
+        limits = [min(k, self._worth(rate, threshold)) for k, rate in offers]
         # with the proposals, a step yields more tokens per second: each row must then do better
         rows = base + sum(limits)
-        tokens = base + sum(expected(r, k) for r, k in zip(rates, limits, strict=True) if k)
+        tokens = base + sum(expected(rate, k) for (_, rate), k in zip(offers, limits, strict=True) if k)
         threshold = extra * tokens / (a + b * rows + self.draft_round * max(limits))
-        limits = [self._worth(rate, threshold) for rate in rates]
-        for slot, k in zip(running, limits, strict=True):
-            if k == 0:
-                self.sequences[slot.seq].acceptance.rest()
-        return limits
+        return [min(k, self._worth(rate, threshold)) for k, rate in offers]
 
     def _worth(self, rate: float, threshold: float) -> int:
         """How many proposed tokens pay: the j-th is accepted with chance rate^j, worth a row when above `threshold`."""
@@ -228,9 +190,30 @@ class Speculator:
             return
         seq.index.extend(sampled)
         if slot.draft:
-            seq.acceptance.record(len(slot.draft), accepted)
+            seq.record.record(len(slot.draft), accepted)
+            if seq.source is not None:
+                seq.source.record(len(slot.draft), accepted)
             self.stats.draft_tokens_total += len(slot.draft)
             self.stats.draft_tokens_accepted_total += accepted
 
     def decoded(self, rows: int, seconds: float) -> None:
         self.cost.observe(rows, seconds)
+
+    def calibrate(self, ctx: Context, batch: Batch, rows: tuple[int, ...] = (1, 9), repeat: int = 2) -> None:
+        """Measure decodes of a few sizes on this machine (in sequence 0, emptied after), so that
+        the first answers are sized from the machine's costs, not from the prior."""
+        for n in rows:
+            if n > batch.capacity:
+                continue
+            best = math.inf
+            for _ in range(repeat):
+                batch.clear()
+                for pos in range(n):
+                    batch.add(pos % ctx.n_vocab, pos, 0, True)
+                started = time.perf_counter()
+                ok = ctx.decode(batch) == 0
+                best = min(best, time.perf_counter() - started)
+                ctx.seq_remove(0)
+                if not ok:
+                    return
+            self.cost.observe(n, best, weight=4.0)

@@ -18,7 +18,12 @@ def brute_force(tokens: list[int], sizes: tuple[int, ...], limit: int) -> tuple[
         suffix = tokens[end - n :]
         for start in range(end - n - 1, -1, -1):
             if tokens[start : start + n] == suffix:
-                return tokens[start + n : start + n + limit], n
+                length = n
+                while length < 64 and start - 1 - (length - n) >= 0:
+                    if tokens[start - 1 - (length - n)] != tokens[end - 1 - length]:
+                        break
+                    length += 1
+                return tokens[start + n : start + n + limit], length
     return [], 0
 
 
@@ -28,6 +33,8 @@ def test_a_passage_of_the_prompt_is_proposed_once_the_answer_starts_quoting_it()
     assert index.propose(4) == ([8, 9, 10, 11], 3)
     index.append(8)
     assert index.propose(2) == ([9, 10], 4)
+    index.extend([9, 10, 11])
+    assert index.propose(1) == ([12], 7)  # 5..11: the match grows as the quote goes on
 
 
 def test_nothing_is_proposed_without_an_earlier_occurrence_or_a_limit() -> None:
@@ -42,6 +49,8 @@ def test_the_latest_occurrence_wins_and_the_longest_n_gram_first() -> None:
     assert index.propose(1) == ([30], 3)  # 7 1 2 matched (size 3) beats the later 1 2 -> 40
     index = NgramIndex([7, 1, 2, 30, 9, 1, 2, 40, 8, 1, 2], sizes=(3, 2))
     assert index.propose(1) == ([40], 2)
+    index = NgramIndex([6, 7, 1, 2, 30, 6, 7, 1, 2], sizes=(2,))
+    assert index.propose(1) == ([30], 4)  # found by its last 2 tokens, matching over 4
 
 
 def test_a_proposal_stops_at_the_end_of_what_is_known() -> None:

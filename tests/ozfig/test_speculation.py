@@ -221,8 +221,10 @@ def test_a_speculative_answer_that_is_cancelled_or_late_frees_its_slot(model, fo
 def test_the_speculator_is_the_one_the_runner_uses(model) -> None:
     engine = make_engine(model, "auto")
     try:
-        assert isinstance(engine.runner.speculator, Speculator)
-        assert engine.runner.speculator.mode == "auto"
+        spec = engine.runner.speculator
+        assert isinstance(spec, Speculator) and spec.mode == "auto"
+        a, b = spec.cost.line()  # measured at start: decodes of 1 and 9 rows
+        assert spec.cost.w > 0 and a > 0 and b > 0
     finally:
         engine.close()
 

@@ -9,7 +9,8 @@ import pytest
 
 from ozfig.engine.jobs import EngineStats, Job, Slot
 from ozfig.engine.sampling import SamplingParams
-from ozfig.engine.speculation import Acceptance, DecodeCost, Speculator, expected
+from ozfig.engine.spec_model import Acceptance, DecodeCost, MatchAcceptance, expected
+from ozfig.engine.speculation import Speculator
 from ozfig.engine.stops import StopMatcher
 
 PASSAGE = list(range(100, 140))
@@ -34,6 +35,7 @@ def quoting(seq: int, **kw: int) -> Slot:
 def test_acceptance_follows_what_was_accepted_and_drifts_back_when_idle() -> None:
     record = Acceptance()
     assert record.rate == 0.5
+    assert Acceptance(0.9, 2.0).rate == pytest.approx(0.9)
     for _ in range(10):
         record.record(8, 8)
     assert record.rate > 0.95
@@ -54,6 +56,15 @@ def test_the_decode_cost_line_is_fitted_from_timings() -> None:
             cost.observe(rows, 0.010 + 0.001 * rows)
     a, b = cost.line()
     assert a == pytest.approx(0.010, rel=0.05) and b == pytest.approx(0.001, rel=0.05)
+
+
+def test_longer_matches_start_from_better_odds_and_learn_apart() -> None:
+    matches = MatchAcceptance()
+    rates = [matches.of(n).rate for n in (2, 3, 4, 8, 12, 20, 64)]
+    assert rates == sorted(rates) and rates[0] < 0.5 < rates[-1]
+    for _ in range(50):
+        matches.of(2).record(4, 0)
+    assert matches.of(2).rate < 0.1 and matches.of(20).rate == rates[-2]
 
 
 def test_with_one_batch_size_seen_the_slope_is_the_prior() -> None:
@@ -102,14 +113,11 @@ def test_auto_proposes_when_rows_are_cheap_and_stops_when_they_are_not() -> None
         spec.decoded(rows, 0.010 + 0.0001 * rows)
     slot = quoting(0)
     spec.plan([slot], room=500)
-    assert slot.draft, "a 0.5 acceptance prior is worth a few rows at 1% each"
-    spec.verified(slot, len(slot.draft), slot.draft[:])
-    for _ in range(5):
-        spec.sequences[0].acceptance.record(16, 16)
-    slot2 = quoting(0)
-    slot2.job = slot.job  # the same answer, further on
-    spec.plan([slot2], room=500)
-    assert len(slot2.draft) == 16
+    assert 0 < len(slot.draft) < 16, "a match of 5 tokens starts at even odds: worth a few rows at 1%"
+    for _ in range(20):  # matches of this length have been accepted since
+        spec.matches.of(5).record(16, 16)
+    spec.plan([slot], room=500)
+    assert slot.draft == PASSAGE[5:21]
 
     costly = speculator("auto", draft_max=16)
     for _ in range(3):
@@ -127,8 +135,8 @@ def test_a_sequence_whose_proposals_fail_stops_proposing_and_tries_again_later()
     slot = quoting(0)
     spec.plan([slot], room=500)
     assert slot.draft
-    for _ in range(10):
-        spec.sequences[0].acceptance.record(8, 0)
+    for _ in range(5):
+        spec.sequences[0].record.record(8, 0)
     steps_without = 0
     while True:
         spec.plan([slot], room=500)
