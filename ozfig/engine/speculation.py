@@ -87,9 +87,13 @@ class Speculator:
     def plan(self, running: list[Slot], room: int) -> float:
         """Set each slot's `draft`: the tokens it proposes this step (at most `room` in all).
         Returns the seconds the draft model spent in llama_decode (0 without one)."""
+        for slot in running:
+            if slot.draft:
+                slot.draft = []
+        if self.mode == "auto" and self._threshold(len(running)) >= self._best_rate():
+            return 0.0  # no proposal can pay at this batch size on this machine: no look-ups either
         offers: list[tuple[Slot, _Sequence, int, Acceptance | None, list[int]]] = []
         for slot in running:
-            slot.draft = []
             # no draft past the answer's max_tokens or its sequence's cells
             limit = min(self.draft_max, slot.job.max_tokens - slot.generated - 1, self.n_ctx - slot.pos - 1)
             seq = self._sequence(slot)
@@ -127,6 +131,16 @@ class Speculator:
             mean = round_seconds / rounds
             self.draft_round = mean if self.draft_round == 0.0 else 0.9 * self.draft_round + 0.1 * mean
         return seconds
+
+    def _threshold(self, base: int) -> float:
+        """What a proposed token must be worth (in expected tokens) in a plain step of `base` rows."""
+        a, b = self.cost.line()
+        return (b + self.draft_round / base) * base / (a + b * base)
+
+    def _best_rate(self) -> float:
+        if self.drafter is not None:
+            return self.drafts.rate
+        return max(acc.rate for acc in self.matches.buckets)
 
     def _sized(self, offers: list[tuple[int, float]], base: int) -> list[int]:
         """How many of each offer's tokens pay (offers: (tokens offered, acceptance rate)), for a
