@@ -7,7 +7,7 @@ messages (so the same tokens), and each run's decode rate is taken from its firs
 answer piece: (tokens - 1) / span. The medians are compared; the engine idles while the server
 decodes and the other way round.
 
-    python bench/stream_rate.py MODEL.gguf [--max-tokens 256] [--repeat 5] [--threads N] [-- SERVE_ARGS...]
+    python bench/stream_rate.py MODEL.gguf [--max-tokens 256] [--repeat 5] [--threads N] [--serve "ARGS"]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import http.client
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--port", type=int, default=18093)
     ap.add_argument("--body", default="{}", help="extra JSON fields of the HTTP request")
-    ap.add_argument("serve_args", nargs="*", help="more `ozfig serve` arguments (after --)")
+    ap.add_argument("--serve", default="", help="more `ozfig serve` arguments, as one string")
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     serve = [sys.executable, "-m", "ozfig", "serve", "--model", args.model, "--port", str(args.port)]
@@ -116,7 +117,7 @@ def main() -> None:
         "--max-tokens",
         str(args.max_tokens),
     ]
-    serve += ["--log-level", "warning", *args.serve_args]
+    serve += ["--log-level", "warning", *shlex.split(args.serve)]
     proc = subprocess.Popen(serve)
     try:
         wait_ready(args.port, proc)

@@ -45,7 +45,7 @@ class MatchAcceptance:
     that also precede the proposed ones in its source)."""
 
     BOUNDS = (0, 3, 4, 6, 10, 18, 34)  # lower bounds of the length buckets
-    PRIORS = (0.3, 0.4, 0.5, 0.65, 0.8, 0.9, 0.95)
+    PRIORS = (0.15, 0.25, 0.4, 0.6, 0.8, 0.9, 0.95)
     DECAY = 0.98  # shared by all sequences: a longer memory
 
     def __init__(self) -> None:
@@ -57,8 +57,9 @@ class MatchAcceptance:
 
 class DecodeCost:
     """Seconds one decode of n rows takes, as a line a + b·n fitted to the recent decodes (decayed
-    sums). Until decodes of several sizes were seen the slope leans on a prior: a row
-    `PRIOR_SLOPE` of a one-row decode (`calibrate` measures the machine at start instead)."""
+    sums). Where the recent decodes were of one size or two, the slope leans on a prior: a row
+    `prior` of a one-row decode, measured at start (`measured`), else `PRIOR_SLOPE` (checking a
+    proposal nearly free)."""
 
     MEMORY = 256  # decodes
     PRIOR_SLOPE = 0.02
@@ -66,6 +67,16 @@ class DecodeCost:
 
     def __init__(self) -> None:
         self.w = self.n = self.nn = self.c = self.nc = 0.0
+        self.prior = self.PRIOR_SLOPE
+
+    def measured(self, points: list[tuple[int, float]]) -> None:
+        """Decodes timed at start, (rows, seconds): they set the prior and count as observations."""
+        (n0, c0), (n1, c1) = min(points), max(points)
+        if n1 > n0 and c1 >= c0 > 0:
+            slope = (c1 - c0) / (n1 - n0)
+            self.prior = slope / max(c0 - slope * n0 + slope, 1e-9)  # against a one-row decode
+        for rows, seconds in points:
+            self.observe(rows, seconds, weight=4.0)
 
     def observe(self, rows: int, seconds: float, weight: float = 1.0) -> None:
         d = 1.0 - 1.0 / self.MEMORY
@@ -76,13 +87,13 @@ class DecodeCost:
         self.nc = self.nc * d + weight * rows * seconds
 
     def line(self) -> tuple[float, float]:
-        """(a, b): a decode of n rows takes a + b·n seconds; (1, PRIOR_SLOPE) before any decode."""
+        """(a, b): a decode of n rows takes a + b·n seconds; (1 - prior, prior) before any decode."""
         if self.w <= 0.0:
-            return 1.0, self.PRIOR_SLOPE
+            return 1.0 - self.prior, self.prior
         mean_n, mean_c = self.n / self.w, self.c / self.w
         var = max(self.nn / self.w - mean_n * mean_n, 0.0)
         cov = self.nc / self.w - mean_n * mean_c
-        prior = self.PRIOR_SLOPE * mean_c / (1.0 + self.PRIOR_SLOPE * mean_n)
+        prior = self.prior * mean_c / (1.0 + self.prior * (mean_n - 1.0))
         slope = max((cov + prior * self.PRIOR_WEIGHT) / (var + self.PRIOR_WEIGHT), 0.0)
         return max(mean_c - slope * mean_n, 1e-9), slope
 

@@ -216,6 +216,7 @@ class Speculator:
     def calibrate(self, ctx: Context, batch: Batch, rows: tuple[int, ...] = (1, 9), repeat: int = 2) -> None:
         """Measure decodes of a few sizes on this machine (in sequence 0, emptied after), so that
         the first answers are sized from the machine's costs, not from the prior."""
+        points: list[tuple[int, float]] = []
         for n in rows:
             if n > batch.capacity:
                 continue
@@ -230,4 +231,6 @@ class Speculator:
                 ctx.seq_remove(0)
                 if not ok:
                     return
-            self.cost.observe(n, best, weight=4.0)
+            points.append((n, best))
+        if len(points) >= 2:
+            self.cost.measured(points)

@@ -50,12 +50,22 @@ def test_acceptance_follows_what_was_accepted_and_drifts_back_when_idle() -> Non
 
 def test_the_decode_cost_line_is_fitted_from_timings() -> None:
     cost = DecodeCost()
-    assert cost.line() == (1.0, DecodeCost.PRIOR_SLOPE)
+    assert cost.line() == (1.0 - DecodeCost.PRIOR_SLOPE, DecodeCost.PRIOR_SLOPE)
     for _ in range(3):
         for rows in range(1, 33):
             cost.observe(rows, 0.010 + 0.001 * rows)
     a, b = cost.line()
     assert a == pytest.approx(0.010, rel=0.05) and b == pytest.approx(0.001, rel=0.05)
+
+
+def test_the_costs_measured_at_start_stay_the_prior_when_one_batch_size_is_seen_for_long() -> None:
+    cost = DecodeCost()
+    cost.measured([(1, 0.010), (9, 0.050)])  # a row costs half a one-row decode
+    for _ in range(2000):  # long after: only plain steps of 8 rows
+        cost.observe(8, 0.045)
+    a, b = cost.line()
+    assert b / (a + b) == pytest.approx(0.5, rel=0.05)
+    assert a + 8 * b == pytest.approx(0.045)
 
 
 def test_longer_matches_start_from_better_odds_and_learn_apart() -> None:
