@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from ozfig import limits
 from ozfig.errors import SettingsError
-from ozfig.options import Options, option
+from ozfig.options import option
+from server.speculation_settings import SpeculationSettings  # its fields come first
 
 ENV_PREFIX = "OZFIG_"
 
@@ -31,7 +32,7 @@ def tcp_port(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class Settings(Options):
+class Settings(SpeculationSettings):
     options_env_prefix = ENV_PREFIX
 
     model: str = option(
@@ -108,24 +109,6 @@ class Settings(Options):
         "warm conversations (empty = not kept).",
         metavar="DIR",
         path=True,
-    )
-    speculative: str = option(
-        "auto",
-        "Speculative decoding: each answer proposes the tokens that followed its last words earlier in "
-        "its prompt or answer (quoted sources), or that --draft-model predicts, and checks them in the "
-        "same decode. auto (as many as pay off on this machine and batch, per answer; the draft model's "
-        "when one is given), ngram (always), draft (always, --draft-model), off.",
-        choices=("auto", "ngram", "draft", "off"),
-    )
-    draft_model: str = option(
-        "",
-        "A smaller model of the same vocabulary that proposes tokens (e.g. Llama 3.2 1B Instruct for "
-        "Llama 3.1 8B): a local GGUF path or OWNER/REPO/FILE.gguf; its vocabulary is checked at start.",
-        metavar="PATH_OR_HUB_FILE",
-        path=True,
-    )
-    draft_max: int = option(
-        32, "The most tokens an answer proposes per decode step (--speculative).", minimum=1, maximum=256
     )
     queue: int = option(
         64,
