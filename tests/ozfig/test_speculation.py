@@ -271,3 +271,38 @@ def test_draft_model_with_stop_strings_and_max_tokens(model, formatter) -> None:
         )
     finally:
         engine.close()
+
+
+def test_grammar_and_logprobs_answers_are_those_of_plain_decoding(model, formatter) -> None:
+    """Under a JSON-schema grammar and with logprobs asked for, proposals are checked by the same
+    constrained sampler row by row: the same JSON, the same tokens, each logprob from its own row."""
+    from ozfig.llama.grammar import json_schema_grammar
+
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    prompt = ask(formatter, f"Answer in JSON, with the field text set to this text, word for word:\n\n{PASSAGE}")
+    sampling = SamplingParams(temperature=0.0, grammar=json_schema_grammar(schema, "s"), logprobs=3)
+
+    async def run(engine: Engine) -> tuple[str, str, list[Any]]:
+        async with engine.generate(Job(prompt, 80, sampling)) as gen:
+            text = await gen.text()
+        assert gen.result is not None
+        return text, gen.result.reason, gen.logprobs
+
+    reference = make_engine(model, "off")
+    try:
+        text, reason, logprobs = asyncio.run(run(reference))
+    finally:
+        reference.close()
+    engine = make_engine(model, "ngram")
+    try:
+        got_text, got_reason, got_logprobs = asyncio.run(run(engine))
+        accepted = engine.stats.draft_tokens_accepted_total
+    finally:
+        engine.close()
+    assert (got_text, got_reason) == (text, reason)
+    assert text.startswith('{') and "Thames" in text
+    assert accepted > 10, "the quoted passage should have been proposed and accepted"
+    assert [e.token for e in got_logprobs] == [e.token for e in logprobs]
+    for got, ref in zip(got_logprobs, logprobs, strict=True):
+        assert got.logprob == pytest.approx(ref.logprob, abs=0.05)
+        assert [t for t, _ in got.top] == [t for t, _ in ref.top]
