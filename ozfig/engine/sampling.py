@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ..limits import TEMPERATURE_DEFAULT, TOP_P_DEFAULT
 from ..llama.constrained import ConstrainedSampler, check_grammar
 from ..llama.grammar import Grammar
 from ..llama.model import LlamaModel
@@ -33,8 +34,8 @@ class Sampler(Protocol):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    temperature: float = 0.7
-    top_p: float = 0.95
+    temperature: float = TEMPERATURE_DEFAULT
+    top_p: float = TOP_P_DEFAULT
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import llama_cpp as lc
 
+from ..cpus import available_cpus
 from ..errors import ModelFormatError, ModelLoadError, ModelNotFoundError
 from .backend import (
     clear_errors,
@@ -240,7 +241,7 @@ class LlamaModel:
         cp.n_ubatch = p.n_batch
         cp.n_seq_max = p.n_seq
         cp.kv_unified = p.kv_unified
-        threads = p.threads or (os.cpu_count() or 1)
+        threads = p.threads or available_cpus().count  # the CPUs this process may run on
         cp.n_threads = threads
         cp.n_threads_batch = threads
         cp.embeddings = p.embeddings
