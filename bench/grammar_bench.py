@@ -50,27 +50,31 @@ VARIANTS = {
 }
 
 
-def sampling(variant: dict[str, object]) -> SamplingParams:
+def sampling(variant: dict[str, object], eos: int) -> SamplingParams:
     gbnf = variant.get("grammar")
     return SamplingParams(
         temperature=0.0,
-        ignore_eos="grammar" not in variant,  # a grammar that never completes keeps going by itself
+        ignore_eos="grammar" not in variant,
         grammar=Grammar(str(gbnf)) if gbnf else None,
+        # under the grammar, end-of-text is banned: the array then never completes, whatever the
+        # model (a random-weight one may pick it as soon as one item is closed)
+        logit_bias=((eos, -1e9),) if gbnf else (),
         logprobs=variant.get("logprobs"),  # type: ignore[arg-type]
     )
 
 
 async def ozfig_run(engine: Engine, prompt: list[int], steps: int, variant: dict[str, object]) -> float:
-    async with engine.generate(Job(prompt, steps, sampling(variant))) as gen:
+    async with engine.generate(Job(prompt, steps, sampling(variant, engine.model.eos))) as gen:
         await gen.text()
     assert gen.result is not None and gen.result.completion_tokens == steps, gen.result
     return len(gen.result.token_gaps) / sum(gen.result.token_gaps)
 
 
-def server_run(base: str, prompt: str, steps: int, variant: dict[str, object]) -> float:
+def server_run(base: str, prompt: str, steps: int, variant: dict[str, object], eos: int) -> float:
     body: dict[str, object] = {"prompt": prompt, "n_predict": steps, "temperature": 0, "cache_prompt": False}
     if "grammar" in variant:
         body["grammar"] = variant["grammar"]
+        body["logit_bias"] = [[eos, False]]  # as ozfig's run: the array never completes
     else:
         body["ignore_eos"] = True
     if "logprobs" in variant:
@@ -137,7 +141,7 @@ def main() -> None:
         with llama_server(Path(args.model), "-t", str(args.threads)) as base:
             for _ in range(args.repeat):
                 for name, variant in VARIANTS.items():
-                    results["llama-server"][name].append(server_run(base, prompt_text, args.steps, variant))
+                    results["llama-server"][name].append(server_run(base, prompt_text, args.steps, variant, model.eos))
     print(f"decode tokens/s, one sequence, {args.steps} tokens, median of {args.repeat}:")
     print(f"{'':14}" + "".join(f"{v:>12}" for v in VARIANTS) + f"{'grammar x':>12}{'top20 x':>10}")
     for who, by_variant in results.items():

@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import llama_cpp  # noqa: F401  (before numpy, as ozfig/cli.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.sse_rate import rate, streamed_rate, wait_ready
 from ozfig.chat_format import ChatFormatter
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Job
@@ -55,11 +54,6 @@ TASKS = {
 HERE = Path(__file__).resolve().parent
 
 
-def rate(times: list[float], tokens: int) -> float:
-    span = times[-1] - times[0] if times else 0.0
-    return (tokens - 1) / span if span > 0 and tokens > 1 else 0.0
-
-
 async def in_process(engine: Engine, prompt: list[int], max_tokens: int) -> tuple[float, int]:
     times: list[float] = []
     async with engine.generate(Job(prompt, max_tokens, SamplingParams(temperature=0.0))) as gen:
@@ -71,30 +65,7 @@ async def in_process(engine: Engine, prompt: list[int], max_tokens: int) -> tupl
 
 
 def stream(port: int, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, int]:
-    body = {
-        "model": "m",
-        "messages": messages,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    assert resp.status == 200, resp.read()
-    times: list[float] = []
-    tokens = 0
-    while line := resp.readline():
-        if not line.startswith(b"data: {"):
-            continue
-        chunk = json.loads(line[6:])
-        if chunk.get("usage"):
-            tokens = chunk["usage"]["completion_tokens"]
-        if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-            times.append(time.perf_counter())
-    conn.close()
-    return rate(times, tokens), tokens
+    return streamed_rate(port, {"model": "m", "messages": messages, "max_tokens": max_tokens, "temperature": 0})
 
 
 async def clients(port: int, messages: list[dict[str, str]], n: int, max_tokens: int) -> float:
@@ -105,20 +76,6 @@ async def clients(port: int, messages: list[dict[str, str]], n: int, max_tokens:
         *(loop.run_in_executor(None, stream, port, messages, max_tokens) for _ in range(n))
     )
     return sum(tokens for _, tokens in done) / (time.perf_counter() - start)
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
-    for _ in range(1200):
-        if proc.poll() is not None:
-            raise SystemExit(f"the server on port {port} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the server on port {port} did not become ready")
 
 
 def start_servers(args: argparse.Namespace, threads: int) -> dict[str, tuple[int, subprocess.Popen[bytes]]]:

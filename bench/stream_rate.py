@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import shlex
@@ -22,13 +21,13 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import llama_cpp  # noqa: F401  (before numpy, as ozfig/cli.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.sse_rate import rate, streamed_rate, wait_ready
 from ozfig.chat_format import ChatFormatter
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Job
@@ -36,11 +35,6 @@ from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
 
 MESSAGES = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
-
-
-def rate(times: list[float], tokens: int) -> float:
-    span = times[-1] - times[0]
-    return (tokens - 1) / span if span > 0 and tokens > 1 else 0.0
 
 
 async def in_process(engine: Engine, prompt: list[int], max_tokens: int) -> tuple[float, int]:
@@ -55,44 +49,7 @@ async def in_process(engine: Engine, prompt: list[int], max_tokens: int) -> tupl
 
 
 def over_http(port: int, max_tokens: int, extra: dict[str, object]) -> tuple[float, int]:
-    body = {
-        "messages": MESSAGES,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        **extra,
-    }
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    assert resp.status == 200, resp.read()
-    times: list[float] = []
-    tokens = 0
-    while line := resp.readline():
-        if not line.startswith(b"data: {"):
-            continue
-        chunk = json.loads(line[6:])
-        if chunk.get("usage"):
-            tokens = chunk["usage"]["completion_tokens"]
-        elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-            times.append(time.perf_counter())
-    conn.close()
-    return rate(times, tokens), tokens
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(1200):
-        if proc.poll() is not None:
-            raise SystemExit(f"ozfig serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("ozfig serve did not become ready")
+    return streamed_rate(port, {"messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0, **extra}, 300)
 
 
 def main() -> None:
@@ -120,7 +77,7 @@ def main() -> None:
     serve += ["--log-level", "warning", *shlex.split(args.serve)]
     proc = subprocess.Popen(serve)
     try:
-        wait_ready(args.port, proc)
+        wait_ready(args.port, proc, "/health")
         model = LlamaModel(args.model)
         prompt = ChatFormatter(model).tokens(MESSAGES)
         engine = Engine(model, EngineConfig(slots=1, ctx=2048, threads=threads))
