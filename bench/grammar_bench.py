@@ -109,6 +109,8 @@ def full_vocabulary_pass_ms(model: LlamaModel, gbnf: str, text: str) -> float:
             t0 = time.perf_counter()
             llama_cpp.llama_sampler_apply(grammar, ctypes.byref(cur))
             times.append(time.perf_counter() - t0)
+            if not np.isfinite(buf["logit"][token]):
+                break  # the vocabulary spells the sample otherwise (byte pieces): accepting would abort
             llama_cpp.llama_sampler_accept(grammar, token)
     finally:
         llama_cpp.llama_sampler_free(grammar)
