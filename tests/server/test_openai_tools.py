@@ -153,8 +153,11 @@ def test_required_gives_calls_matching_the_schema_streamed_and_not(which: str, r
     check_calls(choice.message.tool_calls or [], {"get_weather", "add"})
     content, calls, reason = streamed(client.chat.completions.create(**kw, stream=True))
     assert reason == "tool_calls" and content == ""
-    whole = [{"name": c.function.name, "arguments": c.function.arguments} for c in choice.message.tool_calls or []]
-    assert [{"name": c["name"], "arguments": c["arguments"]} for c in calls] == whole
+    # the same call, compared as JSON: speculation `auto` (the default) decides from the decode
+    # costs it measures whether to verify proposals in a batch, and a batch's rounding can tip a
+    # near-tie of the grammar's optional whitespace ('"Paris",' or '"Paris" ,') on a loaded machine
+    whole = [(c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls or []]
+    assert [(c["name"], json.loads(c["arguments"])) for c in calls] == whole
     assert all(c["id"].startswith("call_") for c in calls)
 
 
@@ -212,8 +215,8 @@ def test_auto_gives_a_call_when_the_model_writes_one_and_content_otherwise(api: 
     _, calls, reason = streamed(
         api.chat.completions.create(model="ozfig", messages=shown, tools=TOOLS, temperature=0, stream=True)
     )
-    assert reason == "tool_calls" and [c["arguments"] for c in calls] == [
-        c.function.arguments for c in choice.message.tool_calls or []
+    assert reason == "tool_calls" and [json.loads(c["arguments"]) for c in calls] == [
+        json.loads(c.function.arguments) for c in choice.message.tool_calls or []
     ]
     hello = api.chat.completions.create(
         model="ozfig", messages=[{"role": "user", "content": "Say hello to me."}], tools=TOOLS, temperature=0
