@@ -3,7 +3,10 @@
 `SamplerChain` owns the chain (and, through it, every sampler added to it); `close` or `with`
 frees it. Builders append one sampler each and return the chain, so a chain reads as it runs:
 `SamplerChain().top_k(40).top_p(0.95).temperature(0.7).dist(seed)`. `sample` picks a token
-from a decoded batch row's logits where they are (no copy into Python) and accepts it.
+from a decoded batch row's logits where they are (no copy into Python) and accepts it. A chain
+that is greedy alone picks with numpy's argmax over the row instead: the same token (the first
+of the largest logits, as llama.cpp's greedy sampler), without llama.cpp building and scanning
+an n_vocab candidate array per call (about 10x the time on a 49k vocabulary).
 """
 
 from __future__ import annotations
@@ -28,16 +31,23 @@ class SamplerChain(Owner):
         self.ptr: lc.llama_sampler_p | None = lc.llama_sampler_chain_init(
             lc.llama_sampler_chain_default_params()
         )
+        self.samplers = 0  # how many the chain holds
+        self.argmax_only = False  # the chain is a greedy sampler alone
 
     def _add(self, sampler: lc.llama_sampler_p | None) -> SamplerChain:
         assert self.ptr is not None, "the sampler chain is closed"
         lc.llama_sampler_chain_add(self.ptr, sampler)
+        self.samplers += 1
+        self.argmax_only = False
         return self
 
     # --- builders --------------------------------------------------------------------------
 
     def greedy(self) -> SamplerChain:
-        return self._add(lc.llama_sampler_init_greedy())
+        alone = self.samplers == 0
+        self._add(lc.llama_sampler_init_greedy())
+        self.argmax_only = alone
+        return self
 
     def dist(self, seed: int) -> SamplerChain:
         return self._add(lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
@@ -94,6 +104,8 @@ class SamplerChain(Owner):
 
     def sample(self, ctx: Context, row: int) -> int:
         """The next token from batch row `row`'s logits; the chain has accepted it."""
+        if self.argmax_only:  # a lone greedy sampler keeps no state: accepting is nothing
+            return int(ctx.logits(row).argmax())
         return int(lc.llama_sampler_sample(self.ptr, ctx.ptr, row))
 
     def accept(self, token: int) -> None:
