@@ -31,20 +31,18 @@ class SamplerChain(Owner):
         self.ptr: lc.llama_sampler_p | None = lc.llama_sampler_chain_init(
             lc.llama_sampler_chain_default_params()
         )
-        self.samplers = 0  # how many the chain holds
         self.argmax_only = False  # the chain is a greedy sampler alone
 
     def _add(self, sampler: lc.llama_sampler_p | None) -> SamplerChain:
         assert self.ptr is not None, "the sampler chain is closed"
         lc.llama_sampler_chain_add(self.ptr, sampler)
-        self.samplers += 1
         self.argmax_only = False
         return self
 
     # --- builders --------------------------------------------------------------------------
 
     def greedy(self) -> SamplerChain:
-        alone = self.samplers == 0
+        alone = lc.llama_sampler_chain_n(self.ptr) == 0
         self._add(lc.llama_sampler_init_greedy())
         self.argmax_only = alone
         return self
