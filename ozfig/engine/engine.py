@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from ..errors import (
 )
 from ..llama.model import LlamaModel
 from .cache_files import cache_key, read_entries, write_entries
+from .handover import Handover
 from .jobs import EngineStats, Finished, Job, Outbox
 from .logprobs import TokenLogprob
 from .prefix_cache import ReuseMode
@@ -78,13 +80,12 @@ def _receive_all(items: Outbox) -> None:
 
 
 def _post(items: Outbox) -> None:
-    """On the engine thread: one step's events to their loops, one call per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, Outbox] = {}
+    """On the engine thread: one step's events to their loops, one handover per loop."""
+    by_loop: dict[Handover[Outbox], Outbox] = {}
     for item in items:
-        by_loop.setdefault(item[0].loop, []).append(item)
-    for loop, loop_items in by_loop.items():
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(_receive_all, loop_items)
+        by_loop.setdefault(item[0].handover, []).append(item)
+    for handover, loop_items in by_loop.items():
+        handover.post(loop_items)
 
 
 class Generation:
@@ -176,6 +177,10 @@ class Engine:
         self.scheduler = Scheduler(runner, max_waiting=config.max_waiting)
         self.scheduler.on_failure = on_failure
         self.refusing: str | None = None  # set by `abort`: new requests get DrainingError
+        # each caller loop's handover of step events (`handover.py`), made on that loop at its first submit
+        self._handovers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Handover[Outbox]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.scheduler.start()
 
     @property
@@ -226,7 +231,7 @@ class Engine:
             request,
             prompt=list(request.prompt),
             max_tokens=self.check_fits(len(request.prompt), request.max_tokens),
-            loop=asyncio.get_running_loop(),
+            handover=self._handover(asyncio.get_running_loop()),
             submitted=now,
             deadline=now + self.config.request_timeout,
             cancelled=False,
@@ -245,6 +250,16 @@ class Engine:
                 retry_after=2,
             )
         return gen
+
+    def _handover(self, loop: asyncio.AbstractEventLoop) -> Handover[Outbox]:
+        """This loop's handover (on the loop's thread)."""
+        try:
+            handover = self._handovers.get(loop)
+        except TypeError:  # a loop without weak references: a handover per submit
+            return Handover(loop, _receive_all)
+        if handover is None:
+            handover = self._handovers[loop] = Handover(loop, _receive_all)
+        return handover
 
     @contextlib.asynccontextmanager
     async def generate(self, job: Job) -> AsyncIterator[Generation]:

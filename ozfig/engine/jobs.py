@@ -38,7 +38,7 @@ class Job:
     max_tokens: int
     sampling: SamplingParams
     deliver: Callable[[list[object]], None] = _no_delivery  # called in `loop` with new events
-    loop: Any = None  # the asyncio loop of the caller (the runner posts to it once per step)
+    handover: Any = None  # to the caller's asyncio loop (`handover.py`: the runner posts to it once per step)
     deadline: float | None = None
     cancelled: bool = False
     submitted: float = field(default_factory=time.monotonic)

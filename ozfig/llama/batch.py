@@ -14,9 +14,11 @@ class Batch(Owner):
         self.capacity = capacity
         self.raw: lc.llama_batch | None = lc.llama_batch_init(capacity, 0, 1)
         self.n_tokens = 0
+        self.every_row_out = True  # every token so far asks for its logits (row = output row)
 
     def clear(self) -> None:
         self.n_tokens = 0
+        self.every_row_out = True
 
     def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
         """Append a token; returns its row (where its logits are after the decode, when asked for)."""
@@ -30,6 +32,8 @@ class Batch(Owner):
         raw.n_seq_id[n] = 1
         raw.seq_id[n][0] = seq
         raw.logits[n] = logits
+        if not logits:
+            self.every_row_out = False
         self.n_tokens = n + 1
         return n
 
