@@ -25,12 +25,12 @@ class Context(Owner):
         self.n_seq = n_seq
         self.n_vocab = n_vocab
         self._memory = lc.llama_get_memory(ptr)
-        # the last decode's logits as one array (`logits`), made at its first read; views of the
-        # logits buffer by its address (llama.cpp moves it only when a decode needs more rows)
         self._direct_rows = 0  # rows of the last decode that are output rows too (0: none)
-        self._rows: np.ndarray | None = None
-        self._buffers: dict[int, np.ndarray] = {}
-        self._buffer_rows = 0
+        self._rows: np.ndarray | None = None  # the last decode's logits (`logits`), set at its first read
+        # a view of llama.cpp's logits buffer and the buffer's address (it moves only when a
+        # decode needs more rows than it holds)
+        self._buffer: np.ndarray | None = None
+        self._buffer_at = 0
 
     def close(self) -> None:
         if self.ptr:
@@ -47,7 +47,6 @@ class Context(Owner):
         raw.n_tokens = batch.n_tokens
         self._rows = None
         self._direct_rows = batch.n_tokens if batch.every_row_out else 0
-        self._buffer_rows = max(self._buffer_rows, batch.capacity)
         return int(lc.llama_decode(self.ptr, raw))
 
     def logits(self, row: int) -> np.ndarray:
@@ -65,17 +64,13 @@ class Context(Owner):
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
     def _logits_buffer(self) -> np.ndarray:
-        """The last decode's logits buffer as an array of `_buffer_rows` rows (read only its first
-        `_direct_rows`: llama.cpp's buffer holds at least the rows of the last decode)."""
+        """The last decode's logits, its first `_direct_rows` rows at least: the kept view of llama.cpp's
+        buffer while the buffer stays where it was and is read no further than the view reaches."""
         address = ctypes.cast(lc.llama_get_logits(self.ptr), ctypes.c_void_p).value
         assert address, "llama.cpp kept no logits"
-        view = self._buffers.get(address)
-        if view is None or view.shape[0] < self._buffer_rows:
-            if len(self._buffers) >= 4:  # old addresses: llama.cpp freed those buffers
-                self._buffers.clear()
-            floats = (ctypes.c_float * (self._buffer_rows * self.n_vocab)).from_address(address)
-            view = self._buffers[address] = np.ctypeslib.as_array(floats).reshape(self._buffer_rows, self.n_vocab)
-        return view
+        if self._buffer is None or address != self._buffer_at or len(self._buffer) < self._direct_rows:
+            self._buffer, self._buffer_at = self.logits_rows(self._direct_rows), address
+        return self._buffer
 
     def logits_rows(self, n_rows: int) -> np.ndarray:
         """The logits of the last decode's first `n_rows` output rows, in batch order (a view)."""
