@@ -72,11 +72,18 @@ class Runner:
                     draft_model, n_slots=n_slots, n_ctx=n_ctx, n_batch=self.n_batch, threads=threads
                 )
             self.speculator = Speculator(speculative, draft_max, n_ctx, self.stats, drafter)
-            if speculative == "auto":
-                self.speculator.calibrate(self.ctx, self.batch)
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
+
+    def prepare(self) -> None:
+        """On the engine thread, before its first step: `auto` measures what a decode costs here.
+
+        Every `llama_decode` of the context runs on this one thread: a decode on another thread
+        starts a second OpenMP team in the process, and with more OpenMP threads than cores
+        llama.cpp's barriers sleep instead of spinning (a quarter of the decode rate on 2 cores)."""
+        if self.speculator is not None and self.speculator.mode == "auto":
+            self.speculator.calibrate(self.ctx, self.batch)
 
     @property
     def free_slots(self) -> int:

@@ -87,6 +87,7 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
+            self.runner.prepare()
             while True:
                 with self.cond:
                     self.runner.stats.heartbeat = time.monotonic()

@@ -4,6 +4,7 @@ decoding, whatever the proposals, the batch, and where the answer ends."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.engine.speculation import Speculator
 from ozfig.errors import DeadlineExceededError
+from ozfig.llama.context import Context
 
 GREEDY = SamplingParams(temperature=0.0)
 PASSAGE = (
@@ -217,15 +219,27 @@ def test_a_speculative_answer_that_is_cancelled_or_late_frees_its_slot(model, fo
         reference.close()
 
 
-def test_the_speculator_is_the_one_the_runner_uses(model) -> None:
+def test_the_speculator_is_the_one_the_runner_uses(model, formatter, monkeypatch) -> None:
+    threads: set[str] = set()
+    decode = Context.decode
+
+    def recorded(self, batch):  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        return decode(self, batch)
+
+    monkeypatch.setattr(Context, "decode", recorded)
     engine = make_engine(model, "auto")
     try:
         spec = engine.runner.speculator
         assert isinstance(spec, Speculator) and spec.mode == "auto"
-        a, b = spec.cost.line()  # measured at start: decodes of 1 and 9 rows
+        assert asyncio.run(answer(engine, ask(formatter, QUOTE), 8))[0]
+        a, b = spec.cost.line()  # measured before the first answer: decodes of 1 and 9 rows
         assert spec.cost.w > 0 and a > 0 and b > 0
     finally:
         engine.close()
+    # every decode on the engine thread, the calibration's too: a decode on another thread starts a
+    # second OpenMP team, and with more OpenMP threads than cores llama.cpp's barriers sleep
+    assert threads == {"ozfig-engine"}
 
 
 # The draft model: no second model of SmolLM2's vocabulary is at hand offline, so the test model
