@@ -7,7 +7,7 @@ tokens per second over the whole run (sum of completion tokens / wall time), per
 tokens/s, time to first token (streaming), and latency percentiles. Completion tokens come
 from the server's `usage` (streaming: counted chunks when no usage is sent).
 
-    python bench/load.py --url http://127.0.0.1:8080 --clients 8 --requests 16 --max-tokens 128 [--stream]
+    python bench/load.py --url http://127.0.0.1:8080 --clients 8 --requests 16 --max-tokens 128 [--stream] [--first N]
 """
 
 from __future__ import annotations
@@ -50,12 +50,23 @@ class Result:
     error: str = ""
 
 
+# what request i asks for: topic i, in form i // len(TOPICS) (so `--first` can give a run questions
+# no earlier run asked: a server that remembers its answers gains nothing from the last run)
+FORMS = [
+    "Write a long, detailed essay about {}.",
+    "Write a long blog post for beginners about {}.",
+    "Write a long letter to a curious friend explaining {}.",
+    "Write a long lecture for high-school students on {}.",
+]
+
+
 def payload(i: int, max_tokens: int, stream: bool, model: str) -> dict[str, object]:
+    form = FORMS[(i // len(TOPICS)) % len(FORMS)]
     body: dict[str, object] = {
         "model": model,
         "messages": [
             {"role": "system", "content": "You are a helpful and detailed assistant."},
-            {"role": "user", "content": f"Write a long, detailed essay about {TOPICS[i % len(TOPICS)]}."},
+            {"role": "user", "content": form.format(TOPICS[i % len(TOPICS)])},
         ],
         "max_tokens": max_tokens,
         "temperature": 0.0,
@@ -107,9 +118,9 @@ async def one(session: aiohttp.ClientSession, url: str, body: dict[str, object])
 
 
 async def run(
-    url: str, clients: int, requests: int, max_tokens: int, stream: bool, model: str
+    url: str, clients: int, requests: int, max_tokens: int, stream: bool, model: str, first: int = 0
 ) -> dict[str, object]:
-    counter = iter(range(requests))
+    counter = iter(range(first, first + requests))
     results: list[Result] = []
     timeout = aiohttp.ClientTimeout(total=3600)
 
@@ -157,6 +168,7 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--model", default="model")
     ap.add_argument("--label", default="")
+    ap.add_argument("--first", type=int, default=0, help="number of the first request (which question it asks)")
     args = ap.parse_args()
     out = asyncio.run(
         run(
@@ -166,6 +178,7 @@ def main() -> None:
             args.max_tokens,
             args.stream,
             args.model,
+            args.first,
         )
     )
     out["label"] = args.label

@@ -5,15 +5,21 @@ through HTTP, against llama-server with and without `--spec-type ngram-mod`.
 Two tasks, greedy: `quote` (an answer that repeats a passage of its prompt, as answers that quote
 their sources do) and `free` (a story: nothing to look up). Decode rate = (tokens - 1) / the
 time from the first answer piece to the last; medians over `--repeat` runs, the configurations
-alternating run by run.
+alternating run by run. Every run asks questions no earlier run asked (another passage to quote,
+another story): llama-server's ngram-mod keeps one n-gram table for all requests, so a question
+asked again is drafted from its last answer, which is not what this measures. Both servers keep
+their default prompt caches.
 
-1. in-process, one slot: `Engine` with `--speculative` off / auto / ngram;
+1. in-process, one slot: `Engine` with `--speculative` off / auto / ngram, a fresh engine per
+   run, one engine at a time (two engines' threads in one process make two OpenMP teams, and
+   with more OpenMP threads than cores llama.cpp's barriers sleep);
 2. HTTP, one client: `ozfig serve` off and auto, llama-server none and ngram-mod (all four
    started together, `--slots 8` / `-np 8`, each idle while another answers);
-3. HTTP, 8 clients: the same servers, 8 concurrent streams of the `quote` task, then of
-   `bench/load.py`'s essays; total completion tokens per second.
+3. HTTP, 8 clients: the same servers, 8 concurrent streams of the `quote` task (8 passages),
+   then 16 of `bench/load.py`'s essays; total completion tokens per second.
 
     python bench/spec_bench.py MODEL.gguf [--llama-server BIN] [--repeat 3] [--max-tokens 120]
+        [--parts engine,http,clients] [--servers ozfig-off,llama-server-none,...] [--clients-tasks quote,essays]
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -40,17 +47,45 @@ from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
 
 PASSAGE = (
-    "The Thames is a river that flows through southern England, including London. At 215 miles, it "
-    "is the longest river entirely in England and the second-longest in the United Kingdom, after the "
-    "Severn. The river rises at Thames Head in Gloucestershire and flows into the Thames Estuary on "
-    "the North Sea between Essex and Kent. The lower reaches of the river are called the Tideway, "
-    "after its long tidal reach up to Teddington Lock. It flows through Oxford, where it is sometimes "
-    "called the Isis, Reading, Henley-on-Thames and Windsor."
+    "The {river} is a river that flows through {region}, including {city}. At {miles} miles, it is "
+    "the longest river entirely in {country} and the second-longest in the {union}, after the "
+    "{other}. The river rises at {river} Head in {shire} and flows into the {river} Estuary on "
+    "the {sea} between {a} and {b}. The lower reaches of the river are called the {reach}, "
+    "after its long tidal reach up to {lock} Lock. It flows through {c}, where it is sometimes "
+    "called the {alias}, {d}, {e} and {f}."
 )
-TASKS = {
-    "quote": [{"role": "user", "content": f"Repeat the following text exactly, word for word:\n\n{PASSAGE}"}],
-    "free": [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}],
-}
+SYLLABLES = ["bran", "tor", "vel", "mar", "ish", "quen", "dal", "rho", "sten", "ock", "lir", "wen", "gar", "ath", "ul"]
+STORIES = [
+    "a dragon who learns to bake bread",
+    "a lighthouse keeper who finds a message in a bottle",
+    "a robot that wants to become a gardener",
+    "two friends lost in a snowstorm",
+    "a clockmaker who can stop time",
+    "a fox who runs a small library",
+    "a girl who builds a boat from old doors",
+    "an astronaut who hears music on the moon",
+    "a village that forgets its own name",
+]
+
+
+def name(rng: random.Random, parts: int = 2) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(parts)).capitalize()
+
+
+def task(kind: str, n: int) -> list[dict[str, str]]:
+    """Question number `n` of a kind: `quote`, a passage about a made-up river to repeat word for
+    word, or `free`, a story (a different one for each n)."""
+    if kind == "free":
+        form = ("Write a long story about {}.", "Tell a long tale about {}.")[n // len(STORIES) % 2]
+        return [{"role": "user", "content": form.format(STORIES[n % len(STORIES)])}]
+    rng = random.Random(n)
+    words = {k: name(rng) for k in ("river", "region", "city", "country", "union", "other", "shire", "sea")}
+    words |= {k: name(rng) for k in ("a", "b", "reach", "lock", "c", "alias", "d", "e", "f")}
+    text = PASSAGE.format(miles=rng.randint(90, 400), **words)
+    return [{"role": "user", "content": f"Repeat the following text exactly, word for word:\n\n{text}"}]
+
+
+KINDS = ("quote", "free")
 HERE = Path(__file__).resolve().parent
 
 
@@ -68,12 +103,12 @@ def stream(port: int, messages: list[dict[str, str]], max_tokens: int) -> tuple[
     return streamed_rate(port, {"model": "m", "messages": messages, "max_tokens": max_tokens, "temperature": 0})
 
 
-async def clients(port: int, messages: list[dict[str, str]], n: int, max_tokens: int) -> float:
-    """n concurrent streams of the same task: completion tokens per second over the wall time."""
+async def clients(port: int, questions: list[list[dict[str, str]]], max_tokens: int) -> float:
+    """One concurrent stream per question: completion tokens per second over the wall time."""
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
     done = await asyncio.gather(
-        *(loop.run_in_executor(None, stream, port, messages, max_tokens) for _ in range(n))
+        *(loop.run_in_executor(None, stream, port, messages, max_tokens) for messages in questions)
     )
     return sum(tokens for _, tokens in done) / (time.perf_counter() - start)
 
@@ -82,14 +117,18 @@ def start_servers(args: argparse.Namespace, threads: int) -> dict[str, tuple[int
     servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     port = args.port
     for mode in ("off", "auto"):
+        if f"ozfig-{mode}" not in args.servers.split(","):
+            continue
         cmd = [sys.executable, "-m", "ozfig", "serve", "--model", args.model, "--port", str(port)]
         cmd += ["--slots", "8", "--ctx", "2048", "--threads", str(threads), "--speculative", mode]
-        cmd += ["--max-tokens", str(args.max_tokens), "--log-level", "warning", "--prompt-cache", "off"]
+        cmd += ["--max-tokens", str(args.max_tokens), "--log-level", "warning"]
         servers[f"ozfig-{mode}"] = (port, subprocess.Popen(cmd, cwd=HERE.parent))
         port += 1
     if args.llama_server and os.path.exists(args.llama_server):
         amx = " amx_tile" in Path("/proc/cpuinfo").read_text()
         for spec in ("none", "ngram-mod"):
+            if f"llama-server-{spec}" not in args.servers.split(","):
+                continue
             cmd = [args.llama_server, "-m", args.model, "-np", "8", "-c", str(2048 * 8), "-t", str(threads)]
             cmd += ["--host", "127.0.0.1", "--port", str(port), "--spec-type", spec, "--log-disable"]
             cmd += ["--no-repack"] if amx else []
@@ -121,6 +160,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--port", type=int, default=18110)
     ap.add_argument("--parts", default="engine,http,clients")
+    ap.add_argument(
+        "--servers",
+        default="ozfig-off,ozfig-auto,llama-server-none,llama-server-ngram-mod",
+        help="which servers the HTTP parts start",
+    )
+    ap.add_argument("--clients-tasks", default="quote,essays", help="the 8-client part's tasks")
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
     parts = args.parts.split(",")
@@ -128,25 +173,25 @@ def main() -> None:
     if "engine" in parts:
         model = LlamaModel(args.model)
         formatter = ChatFormatter(model)
-        engines = {
-            mode: Engine(model, EngineConfig(slots=1, ctx=2048, threads=threads, speculative=mode))  # type: ignore[arg-type]
-            for mode in ("off", "auto", "ngram")
-        }
         found: dict[tuple[str, str], list[float]] = {}
-        for _ in range(args.repeat):
-            for task, messages in TASKS.items():
-                for mode, engine in engines.items():
-                    tok_s, _ = asyncio.run(in_process(engine, formatter.tokens(messages), args.max_tokens))
-                    found.setdefault((task, mode), []).append(tok_s)
-        for engine in engines.values():
-            engine.close()
+        for run in range(args.repeat):
+            for mode in ("off", "auto", "ngram"):
+                config = EngineConfig(slots=1, ctx=2048, threads=threads, speculative=mode)  # type: ignore[arg-type]
+                engine = Engine(model, config)
+                try:
+                    for kind in KINDS:
+                        prompt = formatter.tokens(task(kind, run))
+                        tok_s, _ = asyncio.run(in_process(engine, prompt, args.max_tokens))
+                        found.setdefault((kind, mode), []).append(tok_s)
+                finally:
+                    engine.close()
         print_rows("engine", found, {"auto": "off", "ngram": "off"})
 
     if "http" in parts or "clients" in parts:
         servers = start_servers(args, threads)
         try:
             for port, _ in servers.values():  # warm-up
-                stream(port, TASKS["free"], 8)
+                stream(port, task("free", 1000), 8)
             vs = {
                 "ozfig-auto": "ozfig-off",
                 "llama-server-ngram-mod": "llama-server-none",
@@ -154,17 +199,17 @@ def main() -> None:
             }
             if "http" in parts:
                 found = {}
-                for _ in range(args.repeat):
-                    for task, messages in TASKS.items():
+                for run in range(args.repeat):
+                    for kind in KINDS:
                         for name, (port, _) in servers.items():
-                            found.setdefault((task, name), []).append(
-                                stream(port, messages, args.max_tokens)[0]
+                            found.setdefault((kind, name), []).append(
+                                stream(port, task(kind, 100 + run), args.max_tokens)[0]
                             )
                 print_rows("http-1-client", found, vs)
-                for task in TASKS:
+                for kind in KINDS:
                     ours, theirs = (
-                        found.get((task, "ozfig-auto")),
-                        found.get((task, "llama-server-ngram-mod")),
+                        found.get((kind, "ozfig-auto")),
+                        found.get((kind, "llama-server-ngram-mod")),
                     )
                     if ours and theirs:
                         ratio = statistics.median(ours) / statistics.median(theirs)
@@ -172,18 +217,22 @@ def main() -> None:
                             json.dumps(
                                 {
                                     "part": "http-1-client",
-                                    "task": task,
+                                    "task": kind,
                                     "ozfig-auto/llama-server-ngram-mod": round(ratio, 3),
                                 }
                             )
                         )
             if "clients" in parts:
                 found = {}
-                for _ in range(args.repeat):
+                for run in range(args.repeat):
+                    questions = [task("quote", 200 + 8 * run + c) for c in range(8)]
                     for name, (port, _) in servers.items():
-                        found.setdefault(("quote", name), []).append(
-                            asyncio.run(clients(port, TASKS["quote"], 8, args.max_tokens))
-                        )
+                        if "quote" in args.clients_tasks.split(","):
+                            found.setdefault(("quote", name), []).append(
+                                asyncio.run(clients(port, questions, args.max_tokens))
+                            )
+                        if "essays" not in args.clients_tasks.split(","):
+                            continue
                         out = subprocess.run(
                             [
                                 sys.executable,
@@ -197,6 +246,8 @@ def main() -> None:
                                 "--max-tokens",
                                 str(args.max_tokens),
                                 "--stream",
+                                "--first",
+                                str(16 * run),
                             ],
                             capture_output=True,
                             text=True,
