@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""ozfig's engine against llama.cpp's own decode loop, in one process, side by side.
+"""ozfig's engine against llama.cpp's own decode loop, side by side.
 
 The ceiling is `bench_decode.py` from the shared GPU recipe (llama.cpp's low-level API,
 random prompt tokens, argmax in numpy): prompt and decode speed for B sequences together.
 ozfig's `Engine` gets the same work: B requests of the same prompt length submitted at
 once, greedy, `ignore_eos` so every answer has exactly STEPS tokens. Runs alternate
-(baseline, engine, baseline, engine, ...) and the medians are compared.
+(baseline, engine, baseline, engine, ...) and the medians are compared. The baseline runs in a
+child process: two decode loops in one process make two OpenMP teams, which throttle each other.
 
 It also gives the engine's time per step outside `llama_decode` (`overhead_ms_per_step`): the
 run's wall time less the time spent in `llama_decode` calls (timed around the binding's call),
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import importlib.util
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -97,6 +100,22 @@ def load_baseline(path: str):  # type: ignore[no-untyped-def]
     return mod
 
 
+# The baseline runs in a process of its own: llama.cpp's loop on this process's main thread and
+# the engine on its thread would make two OpenMP teams, and with more OpenMP threads than cores
+# llama.cpp's barriers sleep (both sides throttled on a CPU).
+_BASELINE: dict[str, object] = {}
+
+
+def _baseline_start(path: str, model: str, ngl: int) -> None:
+    mod = load_baseline(path)
+    _BASELINE.update(mod=mod, model=mod.load(model, ngl))
+
+
+def _baseline_run(*args: object) -> dict[str, float]:
+    mod = _BASELINE["mod"]
+    return mod.run(_BASELINE["model"], *args)  # type: ignore[attr-defined, no-any-return]
+
+
 async def engine_run(engine: Engine, n_vocab: int, B: int, prompt: int, steps: int) -> dict[str, float]:
     rng = np.random.default_rng(1)
     prompts = [[int(t) for t in rng.integers(300, n_vocab, size=prompt)] for _ in range(B)]
@@ -154,8 +173,14 @@ def main() -> None:
     )
     args = ap.parse_args()
     threads = args.threads or os.cpu_count() or 1
-    base = None if args.no_baseline else load_baseline(args.baseline)
-    base_model = base.load(args.model, args.ngl) if base is not None else None
+    base = None
+    if not args.no_baseline:
+        base = concurrent.futures.ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_baseline_start,
+            initargs=(args.baseline, args.model, args.ngl),
+        )
     ours = LlamaModel(args.model, gpu_layers=args.ngl)
     n_vocab = ours.n_vocab
     CLOCK.install()
@@ -164,12 +189,14 @@ def main() -> None:
         config = EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads, **extra)
         engine = Engine(ours, config)
         if base is not None:
-            base.run(base_model, n_vocab, B, min(args.prompt, 64), 8, threads, args.flash)  # warm-up
+            base.submit(_baseline_run, n_vocab, B, min(args.prompt, 64), 8, threads, args.flash).result()  # warm-up
         asyncio.run(engine_run(engine, n_vocab, B, min(args.prompt, 64), 8))
         b_runs, e_runs = [], []
         for _ in range(args.repeat):
             if base is not None:
-                b_runs.append(base.run(base_model, n_vocab, B, args.prompt, args.steps, threads, args.flash))
+                b_runs.append(
+                    base.submit(_baseline_run, n_vocab, B, args.prompt, args.steps, threads, args.flash).result()
+                )
             e_runs.append(asyncio.run(engine_run(engine, n_vocab, B, args.prompt, args.steps)))
         engine.close()
         row: dict[str, object] = {"sequences": B, "code": args.code, "speculative": args.speculative}
@@ -183,6 +210,8 @@ def main() -> None:
                 row[f"llama.cpp_{key}"] = b
                 row[f"ratio_{key}"] = round(e / b, 3)
         print(json.dumps(row), flush=True)
+    if base is not None:
+        base.shutdown()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ not compile, a decode error) is kept for /health as a one-line startup error and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,6 +108,7 @@ class Runtime:
     async def close(self) -> None:
         if self._loader is not None and not self._loader.done():
             self._loader.cancel()
+            await asyncio.wait([self._loader])  # what it made is closed before the model goes
         if self.engine is not None:
             await asyncio.to_thread(self.engine.close)
             self.engine = None
@@ -156,8 +158,18 @@ class Runtime:
                 self.draft = await asyncio.to_thread(load_draft_model, model, draft_path, s.gpu_layers)
             elif s.speculative == "draft":
                 raise ModelNotFoundError("--speculative draft needs a draft model: pass --draft-model PATH")
-            engine = await asyncio.to_thread(Engine, model, config, on_engine_failure, self.draft)
-            await self._warm_up(engine, formatter)
+            making = asyncio.ensure_future(asyncio.to_thread(Engine, model, config, on_engine_failure, self.draft))
+            try:
+                engine = await asyncio.shield(making)
+            except asyncio.CancelledError:  # closing while the engine starts: it is closed once made
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread((await making).close)
+                raise
+            try:
+                await self._warm_up(engine, formatter)
+            except BaseException:  # the engine's thread and context go before the model they use
+                await asyncio.to_thread(engine.close)
+                raise
             self.on_engine(engine)
             self.engine, self.formatter = engine, formatter
             log.info(

@@ -40,11 +40,14 @@ class Scheduler:
         self.failure: str | None = None  # why the engine thread died; set once, then every job is refused
         self.on_failure: Callable[[str], None] | None = None  # called on the engine thread when it dies
         self._thread = threading.Thread(target=self._run, name="ozfig-engine", daemon=True)
+        self._prepared = threading.Event()  # set once the thread has prepared the runner (or failed to)
 
     # --- any thread -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the engine thread; returns once it has prepared the runner (`Runner.prepare`)."""
         self._thread.start()
+        self._prepared.wait()
 
     def has_room(self) -> bool:
         """Whether `submit` would take a job now: a free slot, or room in the waiting queue."""
@@ -87,7 +90,10 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
-            self.runner.prepare()
+            try:
+                self.runner.prepare()
+            finally:
+                self._prepared.set()
             while True:
                 with self.cond:
                     self.runner.stats.heartbeat = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,6 +56,7 @@ def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_
 
     settings = make_settings(model_path, fake_ddg_server.url, ctx=256, admin_key=("admin-key",))
     fatal: list[str] = []
+    engines_before = {t.ident for t in threading.enumerate() if t.name == "ozfig-engine"}
     runtime = FailingWarmUp.from_settings(settings)
     runtime.on_fatal = lambda exc: fatal.append(exc.message)
     with TestClient(create_app(settings, runtime)) as client:
@@ -72,6 +74,8 @@ def test_a_warm_up_failure_is_reported_not_loading_forever(model_path, fake_ddg_
             == 503
         )
     assert fatal and "RuntimeError" in fatal[0]
+    # the engine that failed its warm-up was closed (its thread gone) before the model it decodes with
+    assert not [t for t in threading.enumerate() if t.name == "ozfig-engine" and t.ident not in engines_before]
 
 
 def test_tilde_is_expanded_for_model_and_lora(tmp_path, model_path) -> None:
