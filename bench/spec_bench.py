@@ -6,20 +6,22 @@ Two tasks, greedy: `quote` (an answer that repeats a passage of its prompt, as a
 their sources do) and `free` (a story: nothing to look up). Decode rate = (tokens - 1) / the
 time from the first answer piece to the last; medians over `--repeat` runs, the configurations
 alternating run by run. Every run asks questions no earlier run asked (another passage to quote,
-another story): llama-server's ngram-mod keeps one n-gram table for all requests, so a question
-asked again is drafted from its last answer, which is not what this measures. Both servers keep
-their default prompt caches.
+another story): llama-server's ngram-mod keeps one n-gram table for all requests and ozfig a memory
+of recent answers, so a question asked again is drafted from its last answer; part 3 measures
+that on its own. Both servers keep their default prompt caches.
 
 1. in-process, one slot: `Engine` with `--speculative` off / auto / ngram, a fresh engine per
    run, one engine at a time (two engines' threads in one process make two OpenMP teams, and
    with more OpenMP threads than cores llama.cpp's barriers sleep);
 2. HTTP, one client: `ozfig serve` off and auto, llama-server none and ngram-mod (all four
    started together, `--slots 8` / `-np 8`, each idle while another answers);
-3. HTTP, 8 clients: the same servers, 8 concurrent streams of the `quote` task (8 passages),
+3. HTTP, one client, a question asked a second time (the second answer's rate): both servers
+   draft it from their memory of recent answers;
+4. HTTP, 8 clients: the same servers, 8 concurrent streams of the `quote` task (8 passages),
    then 16 of `bench/load.py`'s essays; total completion tokens per second.
 
     python bench/spec_bench.py MODEL.gguf [--llama-server BIN] [--repeat 3] [--max-tokens 120]
-        [--parts engine,http,clients] [--servers ozfig-off,llama-server-none,...] [--clients-tasks quote,essays]
+        [--parts engine,http,again,clients] [--servers ozfig-off,llama-server-none,...] [--clients-tasks quote,essays]
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--port", type=int, default=18110)
-    ap.add_argument("--parts", default="engine,http,clients")
+    ap.add_argument("--parts", default="engine,http,again,clients")
     ap.add_argument(
         "--servers",
         default="ozfig-off,ozfig-auto,llama-server-none,llama-server-ngram-mod",
@@ -187,7 +189,7 @@ def main() -> None:
                     engine.close()
         print_rows("engine", found, {"auto": "off", "ngram": "off"})
 
-    if "http" in parts or "clients" in parts:
+    if "http" in parts or "again" in parts or "clients" in parts:
         servers = start_servers(args, threads)
         try:
             for port, _ in servers.values():  # warm-up
@@ -222,6 +224,16 @@ def main() -> None:
                                 }
                             )
                         )
+            if "again" in parts:  # a question asked a second time: what a memory of answers gives
+                found = {}
+                for run in range(args.repeat):
+                    for kind in KINDS:
+                        for name, (port, _) in servers.items():
+                            stream(port, task(kind, 300 + run), args.max_tokens)
+                            found.setdefault((kind, name), []).append(
+                                stream(port, task(kind, 300 + run), args.max_tokens)[0]
+                            )
+                print_rows("http-1-client-asked-again", found, vs)
             if "clients" in parts:
                 found = {}
                 for run in range(args.repeat):

@@ -4,7 +4,8 @@ An answer that quotes its sources repeats runs of its prompt. `NgramIndex` holds
 tokens (prompt and answer so far) and, per n-gram size, where each n-gram last occurred;
 `propose` finds the longest of the sequence's final n-grams that occurred before and offers the
 tokens that followed that occurrence. The target model checks the offer in its next decode
-(`speculation.py`); no model is involved here.
+(`speculation.py`); no model is involved here. `AnswerMemory` holds the ends of recent sequences
+of all requests, for a question asked again (where the sequence's own tokens have nothing yet).
 
 Adding a token is a list append; the index catches up when a proposal is asked for, in bulk
 (`dict.update` over zipped slices, in C: about 0.1 µs per token and n-gram size), so a sequence
@@ -58,18 +59,66 @@ class NgramIndex:
         """Up to `limit` tokens that followed the latest earlier occurrence of the sequence's
         longest matching final n-gram, and how long the match is: the n-gram extended backwards
         while the tokens before both agree, up to `MATCH_CAP` ([] and 0 when nothing matches)."""
+        return self.continuation(self.tokens, limit)
+
+    def continuation(self, key: Sequence[int], limit: int) -> tuple[list[int], int]:
+        """As `propose`, for the final n-grams of `key` (another sequence's tokens) looked up here."""
         if limit <= 0:
             return [], 0
         self._catch_up()
         toks = self.tokens
-        end = len(toks)
+        end = len(key)
         for n in self.sizes:
             if end <= n:
                 continue
-            at = self.follows[n].get(tuple(toks[end - n :]))
+            at = self.follows[n].get(tuple(key[end - n :]))
             if at is not None:
                 length = n
-                while length < MATCH_CAP and length < at and toks[at - 1 - length] == toks[end - 1 - length]:
+                while (
+                    length < MATCH_CAP
+                    and length < at
+                    and length < end
+                    and toks[at - 1 - length] == key[end - 1 - length]
+                ):
                     length += 1
                 return toks[at : at + limit], length
         return [], 0
+
+
+class AnswerMemory:
+    """The ends of recent sequences (the last `CONTEXT` prompt tokens and the answer), for a
+    question asked again: its answer's n-grams are looked up here when its own tokens offer no
+    long match. Only matches of at least `MIN_MATCH` tokens count (an n-gram common to many
+    answers says little); the memory starts over when it holds `CAPACITY` tokens."""
+
+    CONTEXT = 32
+    MIN_MATCH = 8
+    CAPACITY = 1 << 16
+    _GAP = -1  # between two sequences: no token id, so no n-gram spans two of them
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.capacity = capacity
+        self.index = NgramIndex()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def remember(self, tokens: Sequence[int], prompt_length: int) -> None:
+        """Keep an ended sequence: its prompt's last `CONTEXT` tokens and its answer (one of at
+        least two tokens; shorter ones teach nothing)."""
+        if len(tokens) - prompt_length < 2:
+            return
+        end = list(tokens[max(prompt_length - self.CONTEXT, 0) :])
+        if len(self.index) + len(end) + 1 > self.capacity:
+            self.index = NgramIndex()
+        self.index.extend([self._GAP, *end])
+
+    def continuation(self, key: Sequence[int], limit: int) -> tuple[list[int], int]:
+        """What followed `key`'s end in a remembered sequence, and the match's length ([] and 0
+        below `MIN_MATCH`); never past the remembered sequence's end."""
+        tokens, length = self.index.continuation(key, limit)
+        if length < self.MIN_MATCH:
+            return [], 0
+        if self._GAP in tokens:
+            tokens = tokens[: tokens.index(self._GAP)]
+        return tokens, length

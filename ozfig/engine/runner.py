@@ -138,6 +138,8 @@ class Runner:
         events = list(pending or [])
         if reason in ("stop", "length") and (rest := slot.held_text()):
             events.append(rest)
+        if self.speculator is not None:
+            self.speculator.ended(slot)
         keep = reason != "error" and self.cache.enabled
         if not keep:
             self.ctx.seq_remove(slot.seq)

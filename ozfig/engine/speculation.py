@@ -8,7 +8,9 @@ follow the same distribution). The rejected cells are removed.
 
 Modes (`--speculative`):
 - `off`: one token per sequence per step, the plain path;
-- `ngram`: every sequence proposes what its own n-grams say (`ngram.py`), up to `--draft-max`;
+- `ngram`: every sequence proposes what its own n-grams say (`ngram.py`), up to `--draft-max`, or,
+  where they say little, what followed the same tokens in a recent answer (a question asked
+  again: `AnswerMemory`);
 - `draft`: a draft model proposes (`draft.py`, `--draft-model`), up to `--draft-max`;
 - `auto` (default): as `ngram`, but each sequence proposes only as many tokens as pay for
   themselves. A proposed token is accepted with some chance `a` after the one before it (so the
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .ngram import NgramIndex
+from .ngram import AnswerMemory, NgramIndex
 from .spec_model import Acceptance, DecodeCost, MatchAcceptance, expected
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class Speculator:
         self.matches = MatchAcceptance()  # n-gram proposals, by match length
         self.drafts = Acceptance(0.7, 1.0, MatchAcceptance.DECAY)  # the draft model's proposals
         self.sequences: dict[int, _Sequence] = {}
+        self.memory = AnswerMemory()  # recent answers of every request, for questions asked again
         self.stats = stats
         self.draft_round = 0.0  # seconds of one proposing round of the draft model (recent mean)
 
@@ -104,6 +107,10 @@ class Speculator:
                 offers.append((slot, seq, limit, self.drafts, []))
                 continue
             tokens, length = seq.index.propose(limit)
+            if length < AnswerMemory.MIN_MATCH and len(self.memory):
+                remembered, matched = self.memory.continuation(seq.index.tokens, limit)
+                if matched > length and remembered:
+                    tokens, length = remembered, matched
             if tokens:
                 offers.append((slot, seq, len(tokens), self.matches.of(length), tokens))
         if self.mode == "auto":
@@ -209,6 +216,12 @@ class Speculator:
                 seq.source.record(len(slot.draft), accepted)
             self.stats.draft_tokens_total += len(slot.draft)
             self.stats.draft_tokens_accepted_total += accepted
+
+    def ended(self, slot: Slot) -> None:
+        """`slot`'s answer is over: its end goes into the memory of answers."""
+        seq = self.sequences.pop(slot.seq, None)
+        if seq is not None and seq.job is slot.job:
+            self.memory.remember(seq.index.tokens, len(slot.job.prompt))
 
     def decoded(self, rows: int, seconds: float) -> None:
         self.cost.observe(rows, seconds)

@@ -86,3 +86,46 @@ def test_indexing_in_bulk_or_token_by_token_agrees_with_the_definition(seed: int
         assert index.tokens == tokens
         for limit in (1, 3, 16):
             assert index.propose(limit) == brute_force(tokens, sizes, limit)
+
+
+# --- the memory of recent answers -------------------------------------------------------------
+
+
+def test_a_question_asked_again_is_answered_from_the_memory_of_its_last_answer() -> None:
+    from ozfig.engine.ngram import AnswerMemory
+
+    memory = AnswerMemory()
+    question = list(range(100, 140))  # 40 prompt tokens
+    answer = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    memory.remember([*question, *answer], len(question))
+    # the same question again, its answer 3 tokens in: the rest of the last answer, matched back
+    # through the prompt's last CONTEXT tokens
+    tokens, length = memory.continuation([*question, 7, 8, 9], 5)
+    assert tokens == [10, 11, 12, 13, 14]
+    assert length == AnswerMemory.CONTEXT + 3
+    # never past the remembered answer's end, into the next one
+    memory.remember([*range(200, 240), 1, 2, 3], 40)
+    assert memory.continuation([*question, *answer[:8]], 10) == ([15, 16], AnswerMemory.CONTEXT + 8)
+
+
+def test_the_memory_ignores_short_matches_and_starts_over_when_full() -> None:
+    from ozfig.engine.ngram import AnswerMemory
+
+    memory = AnswerMemory(capacity=50)
+    memory.remember([*range(100, 110), 1, 2, 3, 4, 5, 6], 10)
+    # a key sharing only its last 4 tokens with the remembered sequence: too short to count
+    assert memory.continuation([900, 901, 1, 2, 3, 4], 2) == ([], 0)
+    assert memory.continuation([*range(100, 110), 1, 2, 3, 4], 2) == ([5, 6], 14)
+    memory.remember([5, 5, 5, 5, 5], 4)  # an answer of one token: nothing to learn
+    assert len(memory) == 17
+    memory.remember([*range(300, 340), 8, 9, 10], 40)  # 17 + 1 + 35 tokens > 50: it starts over
+    assert len(memory) == 1 + AnswerMemory.CONTEXT + 3
+    assert memory.continuation([*range(100, 110), 1, 2, 3, 4], 2) == ([], 0)
+
+
+def test_continuation_of_its_own_tokens_is_propose() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        tokens = [rng.randrange(6) for _ in range(rng.randrange(1, 40))]
+        index = NgramIndex(tokens)
+        assert index.continuation(tokens, 5) == index.propose(5)

@@ -125,6 +125,29 @@ def test_greedy_answers_are_those_of_plain_decoding_eight_together(model, format
     assert accepted > 40
 
 
+@pytest.mark.parametrize("mode", ["ngram", "auto"])
+def test_a_question_asked_again_is_drafted_from_its_last_answer(model, formatter, plain, mode) -> None:
+    story = "Write a short story about a cat."  # its own prompt offers little to propose
+    engine = make_engine(model, mode, slots=2)
+    try:
+        first = asyncio.run(answer(engine, ask(formatter, story), 96))
+        stats = engine.stats
+        accepted_first = stats.draft_tokens_accepted_total
+        generated_first = stats.completion_tokens_total
+        # asked again, beside another question (the memory is shared by every sequence)
+        again, other = answers(engine, [ask(formatter, story), ask(formatter, QUESTIONS[2])], 96)
+        accepted_again = stats.draft_tokens_accepted_total - accepted_first
+        remembered = len(engine.runner.speculator.memory)  # type: ignore[union-attr]
+    finally:
+        engine.close()
+    assert first == again == plain[story] and other == plain[QUESTIONS[2]]
+    assert accepted_first < generated_first / 2
+    # the second answer came from the first one's proposals, nearly all of it (149-158 accepted
+    # with the other answer's; 67 without the memory)
+    assert accepted_again > 1.15 * generated_first, (accepted_first, accepted_again, generated_first)
+    assert remembered > 0
+
+
 def test_off_is_the_plain_path(model) -> None:
     engine = make_engine(model, "off")
     try:
