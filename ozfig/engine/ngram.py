@@ -89,7 +89,9 @@ class AnswerMemory:
     """The ends of recent sequences (the last `CONTEXT` prompt tokens and the answer), for a
     question asked again: its answer's n-grams are looked up here when its own tokens offer no
     long match. Only matches of at least `MIN_MATCH` tokens count (an n-gram common to many
-    answers says little); the memory starts over when it holds `CAPACITY` tokens."""
+    answers says little), so that is the one n-gram size indexed: the latest occurrence of the
+    key's last `MIN_MATCH` tokens, however far the match goes back. The memory starts over when
+    it holds `CAPACITY` tokens."""
 
     CONTEXT = 32
     MIN_MATCH = 8
@@ -98,7 +100,7 @@ class AnswerMemory:
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
-        self.index = NgramIndex()
+        self.index = NgramIndex(sizes=(self.MIN_MATCH,))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -110,15 +112,13 @@ class AnswerMemory:
             return
         end = list(tokens[max(prompt_length - self.CONTEXT, 0) :])
         if len(self.index) + len(end) + 1 > self.capacity:
-            self.index = NgramIndex()
+            self.index = NgramIndex(sizes=(self.MIN_MATCH,))
         self.index.extend([self._GAP, *end])
 
     def continuation(self, key: Sequence[int], limit: int) -> tuple[list[int], int]:
         """What followed `key`'s end in a remembered sequence, and the match's length ([] and 0
         below `MIN_MATCH`); never past the remembered sequence's end."""
         tokens, length = self.index.continuation(key, limit)
-        if length < self.MIN_MATCH:
-            return [], 0
         if self._GAP in tokens:
             tokens = tokens[: tokens.index(self._GAP)]
         return tokens, length
