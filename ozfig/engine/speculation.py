@@ -220,7 +220,8 @@ class Speculator:
     def ended(self, slot: Slot) -> None:
         """`slot`'s answer is over: its end goes into the memory of answers."""
         seq = self.sequences.pop(slot.seq, None)
-        if seq is not None and seq.job is slot.job:
+        # with a draft model the memory is never asked (`plan`): nothing to keep
+        if seq is not None and seq.job is slot.job and self.drafter is None:
             self.memory.remember(seq.index.tokens, len(slot.job.prompt))
 
     def decoded(self, rows: int, seconds: float) -> None:
