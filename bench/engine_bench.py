@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import dataclasses
 import importlib.util
 import json
 import multiprocessing
@@ -184,7 +185,10 @@ def main() -> None:
     ours = LlamaModel(args.model, gpu_layers=args.ngl)
     n_vocab = ours.n_vocab
     CLOCK.install()
-    extra = {} if args.speculative == "off" else {"speculative": args.speculative}
+    extra: dict[str, str] = {} if args.speculative == "off" else {"speculative": args.speculative}
+    if "flash_attention" in {f.name for f in dataclasses.fields(EngineConfig)}:
+        # as the baseline's context (`--flash`; off without it): the two decode the same kernels
+        extra["flash_attention"] = "on" if args.flash else "off"
     for B in [int(b) for b in args.batches.split(",")]:
         config = EngineConfig(slots=B, ctx=args.prompt + args.steps + 8, batch=512, threads=threads, **extra)
         engine = Engine(ours, config)

@@ -147,6 +147,7 @@ class Runtime:
                 request_timeout=s.request_timeout,
                 speculative=s.speculative,  # type: ignore[arg-type]  # one of the choices
                 draft_max=s.draft_max,
+                flash_attention=s.flash_attention,  # type: ignore[arg-type]  # one of the choices
             )
             loop = asyncio.get_running_loop()
 

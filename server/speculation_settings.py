@@ -1,5 +1,5 @@
-"""The settings of speculative decoding: a part of `settings.Settings` (its first fields), kept apart
-so that each module stays small."""
+"""The settings of how answers are decoded (speculation, flash attention): a part of
+`settings.Settings` (its first fields), kept apart so that each module stays small."""
 
 from __future__ import annotations
 
@@ -27,4 +27,10 @@ class SpeculationSettings(Options):
     )
     draft_max: int = option(
         32, "The most tokens an answer proposes per decode step (--speculative).", minimum=1, maximum=256
+    )
+    flash_attention: str = option(
+        "auto",
+        "llama.cpp's flash attention: auto (llama.cpp's choice: on), on, off. Off decodes long contexts "
+        "faster on a CPU, but greedy answers then change slightly with speculation and prompt reuse.",
+        choices=("auto", "on", "off"),
     )

@@ -27,13 +27,16 @@ MAGIC = b"OZFIG-KV-CACHE 1\n"
 SUFFIX = ".ozkv"
 
 
-def cache_key(model_path: str, lora_path: str = "") -> str:
-    """Names the model file (path, size, modification time) and adapter whose KV a cache holds."""
-    parts = []
+def cache_key(model_path: str, lora_path: str = "", layout: str = "") -> str:
+    """Names the model file (path, size, modification time) and adapter whose KV a cache holds, and
+    the KV's layout where it is not llama.cpp's choice (flash attention keeps V untransposed)."""
+    parts: list[object] = []
     for path in (model_path, lora_path):
         if path:
             st = os.stat(path)
             parts.append([os.path.realpath(path), st.st_size, st.st_mtime_ns])
+    if layout:
+        parts.append(layout)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 

@@ -59,16 +59,13 @@ def load_draft_model(model: LlamaModel, path: str, gpu_layers: int) -> LlamaMode
 class Drafter:
     """The draft model's context: one sequence per slot, and what each sequence's cells hold."""
 
-    def __init__(self, model: LlamaModel, *, n_slots: int, n_ctx: int, n_batch: int, threads: int) -> None:
+    def __init__(self, model: LlamaModel, params: ContextParams) -> None:
+        """`params`: those of the target's context (its sequences, cells, batch, threads)."""
         self.model = model
-        self.n_batch = max(n_batch, n_slots)
-        self.ctx = model.new_context(
-            ContextParams(
-                n_ctx=n_ctx * n_slots, n_batch=self.n_batch, n_seq=n_slots, threads=threads, kv_unified=False
-            )
-        )
+        self.n_batch = params.n_batch
+        self.ctx = model.new_context(params)
         self.batch = Batch(self.n_batch)
-        self.held: list[list[int]] = [[] for _ in range(n_slots)]
+        self.held: list[list[int]] = [[] for _ in range(params.n_seq)]
         self.seconds = 0.0  # in llama_decode, since the last `take_seconds`
         self.round_seconds = 0.0  # of which in proposing rounds (one token for every proposing sequence)
         self.rounds = 0

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..errors import (
     DeadlineExceededError,
@@ -58,6 +59,9 @@ def check_prompt_fits(prompt_tokens: int, ctx: int) -> int:
     return ctx - prompt_tokens
 
 
+FlashAttention = Literal["auto", "on", "off"]
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     slots: int
@@ -71,6 +75,14 @@ class EngineConfig:
     cache_dir: str = ""  # where the RAM prompt cache is written on close and read at start ("": nowhere)
     speculative: SpeculationMode = "off"  # proposals verified in each decode (`speculation.py`)
     draft_max: int = 32  # the most tokens a sequence proposes per step
+    flash_attention: FlashAttention = "auto"  # llama.cpp's flash attention (`flash_attention_switch`)
+
+
+def flash_attention_switch(setting: FlashAttention) -> bool | None:
+    """`setting` as llama.cpp's switch (None, `auto`: llama.cpp's choice, on wherever it can be).
+    Off decodes long contexts faster on a CPU, but a row's logits then depend on the rows decoded
+    with it: speculation and prompt reuse change greedy answers (bench/RESULTS.md)."""
+    return None if setting == "auto" else setting == "on"
 
 
 def _receive_all(items: Outbox) -> None:
@@ -152,6 +164,7 @@ class Engine:
         `speculative` auto or draft (its vocabulary checked by `draft.check_vocabulary`)."""
         self.model = model
         self.config = config
+        flash = flash_attention_switch(config.flash_attention)
         runner = Runner(
             model,
             n_slots=config.slots,
@@ -163,9 +176,10 @@ class Engine:
             speculative=config.speculative,
             draft_max=config.draft_max,
             draft_model=draft,
+            flash_attention=flash,
         )
         runner.post = _post
-        self.cache_key = cache_key(model.path, model.lora_path)
+        self.cache_key = cache_key(model.path, model.lora_path, "" if flash is None else f"flash={flash}")
         if config.cache_dir and runner.ram.enabled:
             loaded = sum(
                 runner.ram.put(tokens, exact, state)

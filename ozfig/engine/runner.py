@@ -43,6 +43,7 @@ class Runner:
         speculative: SpeculationMode = "off",
         draft_max: int = 32,
         draft_model: LlamaModel | None = None,
+        flash_attention: bool | None = None,
     ) -> None:
         self.model = model
         self.n_slots = n_slots
@@ -51,11 +52,15 @@ class Runner:
         self.prompt_chunk = n_batch
         # a KV stream per sequence: each answer attends over its own cells only (a unified buffer
         # makes every row attend over all sequences' cells, masked: 16% fewer tokens/s at 8 clients)
-        self.ctx = model.new_context(
-            ContextParams(
-                n_ctx=n_ctx * n_slots, n_batch=self.n_batch, n_seq=n_slots, threads=threads, kv_unified=False
-            )
+        params = ContextParams(
+            n_ctx=n_ctx * n_slots,
+            n_batch=self.n_batch,
+            n_seq=n_slots,
+            threads=threads,
+            kv_unified=False,
+            flash_attention=flash_attention,
         )
+        self.ctx = model.new_context(params)
         self.batch = Batch(self.n_batch)
         self.slots: list[Slot | None] = [None] * n_slots
         self.cache = PrefixCache(n_slots, self.prompt_chunk, mode=prompt_cache)
@@ -68,9 +73,7 @@ class Runner:
         if speculative != "off":
             drafter = None
             if draft_model is not None and speculative in ("auto", "draft"):
-                drafter = Drafter(
-                    draft_model, n_slots=n_slots, n_ctx=n_ctx, n_batch=self.n_batch, threads=threads
-                )
+                drafter = Drafter(draft_model, params)
             self.speculator = Speculator(speculative, draft_max, n_ctx, self.stats, drafter)
         self.outbox: Outbox = []
         self.post: Callable[[Outbox], None] = lambda items: None  # hands a step's events over
