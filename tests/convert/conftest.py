@@ -18,6 +18,7 @@ import pytest
 
 from ozfig.llama.backend import cpu_has_amx
 from tests.support import tiny_checkpoint as tc
+from tests.support.exact_rotary import exact_rotary
 
 
 def ozfig(
@@ -122,14 +123,16 @@ def check_ids(tiny: Tiny) -> list[int]:
 
 
 def reference_logits(config: dict[str, Any], state: dict[str, Any], ids: list[int]) -> np.ndarray:
-    """A `transformers` CPU forward pass of LlamaForCausalLM with `state`, in float32."""
+    """A `transformers` CPU forward pass of LlamaForCausalLM with `state`, in float64, its
+    rotary angles too (tests/support/exact_rotary.py says why)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig.from_dict(dict(config, torch_dtype="float32"))
+    cfg = LlamaConfig.from_dict(dict(config, torch_dtype="float64"))
     cfg._attn_implementation = "eager"
-    model = LlamaForCausalLM(cfg).float().eval()
-    model.load_state_dict(state, strict=True)
+    model = LlamaForCausalLM(cfg).double().eval()
+    model.load_state_dict({k: v.double() for k, v in state.items()}, strict=True)
+    exact_rotary(model)
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].numpy()
     return np.asarray(logits, dtype=np.float32)

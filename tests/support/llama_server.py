@@ -2,7 +2,7 @@
 
 The binary is llama.cpp built from the llama-cpp-python sdist at
 ~/.cache/ozfig-llama.cpp/build/bin/llama-server (or $LLAMA_SERVER_BIN); tests and benchmarks
-that compare with it skip when it is absent.
+that compare with it skip when it is absent or cannot run on this CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ozfig.llama.backend import cpu_has_amx
 from tests.support.processes import free_port, get_json
+
+
+class LlamaServerCrashed(RuntimeError):
+    """llama-server was killed by a signal before it was ready (such as an illegal instruction
+    from a binary built with -march=native on another CPU): the reference is unusable here."""
 
 
 def llama_server_bin() -> Path | None:
@@ -32,13 +38,23 @@ def llama_server(model: Path, *args: str, ready_timeout: float = 120.0) -> Itera
     port = free_port()
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--jinja"]
     command += ["-np", "1", "-t", "2", "-c", "2048", "--no-warmup", *args]
+    if cpu_has_amx():
+        # llama.cpp's AMX kernels for repacked quantized weights die with SIGILL here; ozfig's
+        # engine loads without them (ozfig/llama/backend.py), so the reference does too
+        command.append("--no-repack")
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"llama-server exited with {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                tail = proc.stderr.read()[-2000:] if proc.stderr else ""
+                if proc.returncode < 0:
+                    raise LlamaServerCrashed(
+                        f"{binary} was killed by signal {-proc.returncode} while starting"
+                        f" (built for another CPU? rebuild it here): {tail}"
+                    )
+                raise AssertionError(f"llama-server exited with {proc.returncode}: {tail}")
             try:
                 status, _ = get_json(base + "/health", timeout=2)
                 if status == 200:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.exact_rotary import exact_rotary
+
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -100,7 +102,8 @@ def forward(model: Any, ids: list[int]) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return np.asarray(model(torch.tensor([ids])).logits[0].float().numpy(), dtype=np.float32)
+        logits = exact_rotary(model)(torch.tensor([ids])).logits[0]
+    return np.asarray(logits.float().numpy(), dtype=np.float32)
 
 
 def make_adapter(base: Path, cell: Cell, out: Path, text: str, seed: int = 1) -> PeftResult:
