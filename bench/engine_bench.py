@@ -10,7 +10,9 @@ child process: two decode loops in one process make two OpenMP teams, which thro
 
 It also gives the engine's time per step outside `llama_decode` (`overhead_ms_per_step`): the
 run's wall time less the time spent in `llama_decode` calls (timed around the binding's call),
-over the number of calls. `--code DIR` runs the engine of another checkout (e.g. an older commit
+over the number of calls; beside it the baseline loop's own (`llama.cpp_overhead_ms_per_step`: its
+decode phase less its `llama_decode` calls, per step), the floor of a Python loop that only fills
+the batch and argmaxes the logits. `--code DIR` runs the engine of another checkout (e.g. an older commit
 unpacked with `git archive`), for before/after figures in one run of the same script.
 
     python bench/engine_bench.py MODEL.gguf --batches 1,8 --prompt 512 --steps 128 [--ngl 99] [--repeat 3]
@@ -109,12 +111,31 @@ _BASELINE: dict[str, object] = {}
 
 def _baseline_start(path: str, model: str, ngl: int) -> None:
     mod = load_baseline(path)
-    _BASELINE.update(mod=mod, model=mod.load(model, ngl))
+    decode = mod.lc.llama_decode
+    calls: list[float] = []
+
+    def timed(ctx, batch):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return decode(ctx, batch)
+        finally:
+            calls.append(time.perf_counter() - start)
+
+    mod.lc.llama_decode = timed
+    _BASELINE.update(mod=mod, model=mod.load(model, ngl), calls=calls)
 
 
 def _baseline_run(*args: object) -> dict[str, float]:
-    mod = _BASELINE["mod"]
-    return mod.run(_BASELINE["model"], *args)  # type: ignore[attr-defined, no-any-return]
+    """bench_decode's run, with its loop's time per decode step outside `llama_decode` (the
+    batch filled through ctypes, every row's logits read and argmaxed in numpy): the floor any
+    Python loop around llama.cpp pays on this machine."""
+    mod, calls = _BASELINE["mod"], _BASELINE["calls"]
+    calls.clear()  # type: ignore[attr-defined]
+    result: dict[str, float] = mod.run(_BASELINE["model"], *args)  # type: ignore[attr-defined]
+    steps = int(args[3])  # type: ignore[call-overload]
+    decoding = sum(calls[-steps:]) / steps  # type: ignore[index]
+    result["overhead_ms_per_step"] = round(result["decode_ms_per_step"] - decoding * 1000, 3)
+    return result
 
 
 async def engine_run(engine: Engine, n_vocab: int, B: int, prompt: int, steps: int) -> dict[str, float]:
@@ -206,6 +227,8 @@ def main() -> None:
         row: dict[str, object] = {"sequences": B, "code": args.code, "speculative": args.speculative}
         row["ozfig_overhead_ms_per_step"] = statistics.median(r["overhead_ms_per_step"] for r in e_runs)
         row["ozfig_runner_step_overhead_ms"] = statistics.median(r["step_overhead_ms"] for r in e_runs)
+        if b_runs:
+            row["llama.cpp_overhead_ms_per_step"] = statistics.median(r["overhead_ms_per_step"] for r in b_runs)
         for key in ("decode_tokens_per_s", "end_to_end_tokens_per_s"):
             e = statistics.median(r[key] for r in e_runs)
             row[f"ozfig_{key}"] = e
