@@ -51,6 +51,16 @@ def _complete(folder: Path) -> bool:
     return all((folder / n.rstrip("/")).exists() for n in _NEEDED)
 
 
+def download_sdist(into: Path) -> Path:
+    """The llama-cpp-python sdist (llama.cpp's source under vendor/), downloaded by pip into `into`."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:", SDIST, "-d", str(into)],
+        check=True,
+        timeout=600,
+    )
+    return next(into.glob("*.tar.gz"))
+
+
 def converter_dir() -> Path:
     """The folder holding convert_hf_to_gguf.py, conversion/ and gguf-py/; fetched when absent."""
     for folder in (
@@ -62,23 +72,7 @@ def converter_dir() -> Path:
     target_root = cache_dir()
     target_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--no-binary=:all:",
-                SDIST,
-                "-d",
-                tmp,
-            ],
-            check=True,
-            timeout=600,
-        )
-        sdist = next(Path(tmp).glob("*.tar.gz"))
+        sdist = download_sdist(Path(tmp))
         staging = Path(tempfile.mkdtemp(dir=target_root))
         with tarfile.open(sdist) as tf:
             members = [

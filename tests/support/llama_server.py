@@ -1,7 +1,8 @@
 """llama.cpp's own llama-server, as the reference for greedy text and logprobs.
 
 The binary is llama.cpp built from the llama-cpp-python sdist at
-~/.cache/ozfig-llama.cpp/build/bin/llama-server (or $LLAMA_SERVER_BIN); tests and benchmarks
+~/.cache/ozfig-llama.cpp/build/bin/llama-server (or $LLAMA_SERVER_BIN; `python -m
+tests.support.llama_server_build` builds it, as .ci/run does); tests and benchmarks
 that compare with it skip when it is absent or cannot run on this CPU.
 """
 
@@ -24,9 +25,11 @@ class LlamaServerCrashed(RuntimeError):
     from a binary built with -march=native on another CPU): the reference is unusable here."""
 
 
+BUILD_DIR = Path.home() / ".cache" / "ozfig-llama.cpp" / "build"
+
+
 def llama_server_bin() -> Path | None:
-    default = Path.home() / ".cache" / "ozfig-llama.cpp" / "build" / "bin" / "llama-server"
-    path = Path(os.environ.get("LLAMA_SERVER_BIN", default))
+    path = Path(os.environ.get("LLAMA_SERVER_BIN", BUILD_DIR / "bin" / "llama-server"))
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
@@ -39,8 +42,9 @@ def llama_server(model: Path, *args: str, ready_timeout: float = 120.0) -> Itera
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--jinja"]
     command += ["-np", "1", "-t", "2", "-c", "2048", "--no-warmup", *args]
     if cpu_has_amx():
-        # llama.cpp's AMX kernels for repacked quantized weights die with SIGILL here; ozfig's
-        # engine loads without them (ozfig/llama/backend.py), so the reference does too
+        # llama.cpp's AMX kernels for repacked quantized weights crash on these CPUs (CI: killed
+        # by signal 11 while loading); ozfig's engine loads without them (ozfig/llama/backend.py),
+        # so the reference does too
         command.append("--no-repack")
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
