@@ -60,25 +60,31 @@ class DecodeClock:
     """Every `llama_decode` call of this process, timed (the engine's, through its binding)."""
 
     def __init__(self) -> None:
-        self.calls = 0
-        self.seconds = 0.0
+        self.durations: list[float] = []  # seconds, one per call since the last reset
         self._decode = llama_cpp.llama_decode
 
+    @property
+    def calls(self) -> int:
+        return len(self.durations)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.durations)
+
     def install(self) -> None:
-        decode = self._decode
+        decode, durations = self._decode, self.durations
 
         def timed(ctx, batch):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
             try:
                 return decode(ctx, batch)
             finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
+                durations.append(time.perf_counter() - start)
 
         llama_cpp.llama_decode = timed
 
     def reset(self) -> None:
-        self.calls, self.seconds = 0, 0.0
+        self.durations.clear()
 
 
 CLOCK = DecodeClock()
@@ -111,29 +117,18 @@ _BASELINE: dict[str, object] = {}
 
 def _baseline_start(path: str, model: str, ngl: int) -> None:
     mod = load_baseline(path)
-    decode = mod.lc.llama_decode
-    calls: list[float] = []
-
-    def timed(ctx, batch):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        try:
-            return decode(ctx, batch)
-        finally:
-            calls.append(time.perf_counter() - start)
-
-    mod.lc.llama_decode = timed
-    _BASELINE.update(mod=mod, model=mod.load(model, ngl), calls=calls)
+    CLOCK.install()  # bench_decode calls llama_cpp.llama_decode: the same module, in this child
+    _BASELINE.update(mod=mod, model=mod.load(model, ngl))
 
 
 def _baseline_run(*args: object) -> dict[str, float]:
     """bench_decode's run, with its loop's time per decode step outside `llama_decode` (the
     batch filled through ctypes, every row's logits read and argmaxed in numpy): the floor any
     Python loop around llama.cpp pays on this machine."""
-    mod, calls = _BASELINE["mod"], _BASELINE["calls"]
-    calls.clear()  # type: ignore[attr-defined]
-    result: dict[str, float] = mod.run(_BASELINE["model"], *args)  # type: ignore[attr-defined]
+    CLOCK.reset()
+    result: dict[str, float] = _BASELINE["mod"].run(_BASELINE["model"], *args)  # type: ignore[attr-defined]
     steps = int(args[3])  # type: ignore[call-overload]
-    decoding = sum(calls[-steps:]) / steps  # type: ignore[index]
+    decoding = sum(CLOCK.durations[-steps:]) / steps  # its decode phase: the last `steps` calls
     result["overhead_ms_per_step"] = round(result["decode_ms_per_step"] - decoding * 1000, 3)
     return result
 

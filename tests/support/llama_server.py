@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ozfig.llama.backend import cpu_has_amx
 from tests.support.processes import free_port, get_json
 
 
@@ -41,6 +40,8 @@ def llama_server(model: Path, *args: str, ready_timeout: float = 120.0) -> Itera
     port = free_port()
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--jinja"]
     command += ["-np", "1", "-t", "2", "-c", "2048", "--no-warmup", *args]
+    from ozfig.llama.backend import cpu_has_amx  # here: building the binary needs no libllama
+
     if cpu_has_amx():
         # llama.cpp's AMX kernels for repacked quantized weights crash on these CPUs (CI: killed
         # by signal 11 while loading); ozfig's engine loads without them (ozfig/llama/backend.py),

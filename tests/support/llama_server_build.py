@@ -17,11 +17,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
-from tests.support.llama_cpp_converter import VERSION, download_sdist
+from tests.support.llama_cpp_converter import VERSION, unpack_sdist
 from tests.support.llama_server import BUILD_DIR
 
 SOURCE_ROOT = BUILD_DIR.parent
@@ -48,19 +46,7 @@ def source_dir() -> Path:
     source = root / "vendor" / "llama.cpp"
     if (source / "CMakeLists.txt").is_file() and (source / "tools" / "server").is_dir():
         return source
-    SOURCE_ROOT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        sdist = download_sdist(Path(tmp))
-        staging = Path(tempfile.mkdtemp(dir=SOURCE_ROOT))
-        with tarfile.open(sdist) as tf:
-            if sys.version_info >= (3, 12):
-                tf.extractall(staging, filter="data")
-            else:
-                tf.extractall(staging)
-        if root.exists():
-            shutil.rmtree(root)  # an incomplete copy (the converter's files only)
-        os.replace(staging / root.name, root)
-        shutil.rmtree(staging)
+    unpack_sdist(SOURCE_ROOT)
     return source
 
 
