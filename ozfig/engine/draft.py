@@ -106,8 +106,8 @@ class Drafter:
                 del held[keep:]
             room = batch.capacity - batch.n_tokens
             feed = tokens[keep : keep + room]
-            for i, token in enumerate(feed):
-                row = batch.add(token, keep + i, seq, keep + i == len(tokens) - 1)
+            if feed:
+                row = batch.add_span(feed, keep, seq, keep + len(feed) == len(tokens))
             held.extend(feed)
             if limit > 0 and len(held) == len(tokens):
                 rows[seq] = row

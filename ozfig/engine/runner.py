@@ -202,12 +202,21 @@ class Runner:
             batch.clear()
             spec = self.speculator
             drafting = spec.plan(running, batch.capacity - len(running)) if spec is not None else 0.0
+            tokens: list[int] = []
+            positions: list[int] = []
+            seqs: list[int] = []
             for slot in running:
-                slot.row = batch.add(slot.last, slot.pos, slot.seq, True)
+                slot.row = len(tokens)
+                tokens.append(slot.last)
+                positions.append(slot.pos)
+                seqs.append(slot.seq)
                 self.cache.fed_token(slot.seq, slot.last)
                 slot.pos += 1
-                for i, token in enumerate(slot.draft):  # proposed tokens, verified by the rows' logits
-                    batch.add(token, slot.pos + i, slot.seq, True)
+                if draft := slot.draft:  # proposed tokens, verified by the rows' logits
+                    tokens.extend(draft)
+                    positions.extend(range(slot.pos, slot.pos + len(draft)))
+                    seqs.extend([slot.seq] * len(draft))
+            batch.add_rows(tokens, positions, seqs)
             decoding = self._decode(running)
             if decoding >= 0.0:
                 if spec is not None:
@@ -229,9 +238,8 @@ class Runner:
         start = filling.fed - filling.fed % self.prompt_chunk if self.cache.mode == "exact" else filling.fed
         end = min(len(prompt), start + self.prompt_chunk)
         batch.clear()
-        for i in range(filling.fed, end):
-            filling.row = batch.add(prompt[i], filling.pos, filling.seq, i == len(prompt) - 1)
-            filling.pos += 1
+        filling.row = batch.add_span(prompt[filling.fed : end], filling.pos, filling.seq, end == len(prompt))
+        filling.pos += end - filling.fed
         self.cache.fed_prompt(filling.seq, filling.fed, prompt[filling.fed : end])
         filling.fed = end
         decoding = self._decode([filling])
@@ -255,10 +263,12 @@ class Runner:
         now = time.monotonic()
         produced = 0
         spec = self.speculator
-        for slot in active:
+        greedy = self._greedy_tokens(active) if spec is None else None
+        for i, slot in enumerate(active):
             if spec is None:
                 produced += 1
-                events, reason = self._take(slot, slot.sampler.sample(self.ctx, slot.row), slot.row, now)
+                token = greedy[i] if greedy is not None else slot.sampler.sample(self.ctx, slot.row)
+                events, reason = self._take(slot, token, slot.row, now)
             else:
                 events, reason, generated = spec.verify(slot, self.ctx, self._take, now, self.cache.fed_token)
                 produced += generated
@@ -269,6 +279,14 @@ class Runner:
             elif events:
                 self.outbox.append((slot.job, events))
         self.stats.completion_tokens_total += produced
+
+    def _greedy_tokens(self, active: list[Slot]) -> list[int] | None:
+        """Every slot's next token in one argmax over the decode's output rows, when every slot is
+        greedy alone and its row is its index (a step of running answers, no drafts); else None."""
+        n = len(active)
+        if n < 2 or not all(s.sampler.argmax_only and s.row == i for i, s in enumerate(active)):
+            return None
+        return self.ctx.argmax_rows(n)
 
     def _take(self, slot: Slot, token: int, row: int, now: float) -> tuple[list[object], FinishReason | None]:
         """Count a token sampled from `row`: the events it lets out (its logprobs, its text), and

@@ -28,6 +28,8 @@ __all__ = ["Sampler", "SamplingParams", "build_sampler", "check_grammar"]
 class Sampler(Protocol):
     """What a sequence samples with: a `SamplerChain`, or one under a grammar (`ConstrainedSampler`)."""
 
+    argmax_only: bool  # it picks the first of the largest logits, and keeps no state
+
     def sample(self, ctx: Context, row: int) -> int: ...
     def close(self) -> None: ...
 

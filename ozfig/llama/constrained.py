@@ -53,6 +53,8 @@ def check_grammar(model: LlamaModel, grammar: Grammar) -> None:
 class ConstrainedSampler:
     """A sampler chain and a grammar, used as one `SamplerChain` (`sample`, `accept`, `close`)."""
 
+    argmax_only = False  # the grammar has its say on every token
+
     def __init__(self, chain: SamplerChain, model: LlamaModel, grammar: Grammar) -> None:
         self.chain = chain
         self.grammar: lc.llama_sampler_p | None = grammar_sampler(model, grammar)

@@ -63,6 +63,17 @@ class Context(Owner):
         ptr = lc.llama_get_logits_ith(self.ptr, row)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    def argmax_rows(self, n_rows: int) -> list[int] | None:
+        """The first of the largest logits of each of the first `n_rows` rows, in one pass; None unless
+        every one of those rows is its output row (every row of the batch asked for logits)."""
+        if n_rows > self._direct_rows:
+            return None
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = self._logits_buffer()
+        picks: list[int] = rows[:n_rows].argmax(axis=1).tolist()
+        return picks
+
     def _logits_buffer(self) -> np.ndarray:
         """The last decode's logits, its first `_direct_rows` rows at least: the kept view of llama.cpp's
         buffer while the buffer stays where it was and is read no further than the view reaches."""
