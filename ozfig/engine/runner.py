@@ -263,12 +263,14 @@ class Runner:
         now = time.monotonic()
         produced = 0
         spec = self.speculator
-        greedy = self._greedy_tokens(active) if spec is None else None
+        greedy = self._greedy_tokens(active)
         for i, slot in enumerate(active):
-            if spec is None:
+            if spec is None or not slot.draft:
                 produced += 1
                 token = greedy[i] if greedy is not None else slot.sampler.sample(self.ctx, slot.row)
                 events, reason = self._take(slot, token, slot.row, now)
+                if spec is not None:
+                    spec.verified(slot, 0, [token])
             else:
                 events, reason, generated = spec.verify(slot, self.ctx, self._take, now, self.cache.fed_token)
                 produced += generated
@@ -282,9 +284,10 @@ class Runner:
 
     def _greedy_tokens(self, active: list[Slot]) -> list[int] | None:
         """Every slot's next token in one argmax over the decode's output rows, when every slot is
-        greedy alone and its row is its index (a step of running answers, no drafts); else None."""
+        greedy alone, proposes nothing and has its index for its row (a step of running answers);
+        else None."""
         n = len(active)
-        if n < 2 or not all(s.sampler.argmax_only and s.row == i for i, s in enumerate(active)):
+        if n < 2 or not all(s.sampler.argmax_only and not s.draft and s.row == i for i, s in enumerate(active)):
             return None
         return self.ctx.argmax_rows(n)
 

@@ -55,3 +55,21 @@ def test_a_prompt_chunk_with_one_output_reads_its_row_through_llama_cpp(model: A
             batch.add(token, pos, 0, True)
         assert ctx.decode(batch) == 0
         assert int(ctx.logits(last).argmax()) == int(llama_row(ctx, last, model.n_vocab).argmax())
+
+
+def test_one_argmax_over_a_steps_rows_picks_each_rows_first_largest_logit(model: Any) -> None:
+    words = [model.tokenize(text) for text in ("The capital of France is", "Once upon a time there", "1, 2, 3,")]
+    params = ContextParams(n_ctx=512, n_batch=64, n_seq=3, threads=2, kv_unified=False)
+    with model.new_context(params) as ctx, Batch(64) as batch:
+        for seq, tokens in enumerate(words):  # each prompt, then one step of the three together
+            batch.clear()
+            batch.add_span(tokens, 0, seq, True)
+            assert ctx.decode(batch) == 0
+            assert ctx.argmax_rows(2) is None  # a prompt chunk's rows are not all output rows
+        batch.clear()
+        batch.add_rows([17, 29, 31], [len(w) for w in words], [0, 1, 2])
+        assert ctx.decode(batch) == 0
+        picks = ctx.argmax_rows(3)
+        assert picks == [int(np.argmax(llama_row(ctx, row, model.n_vocab))) for row in range(3)]
+        assert ctx.argmax_rows(2) == picks[:2]
+        assert ctx.argmax_rows(4) is None  # more rows than the decode had
