@@ -163,7 +163,26 @@ class Speculator:
         rows = base + sum(limits)
         tokens = base + sum(expected(rate, k) for (_, rate), k in zip(offers, limits, strict=True) if k)
         threshold = extra * tokens / (a + b * rows + self.draft_round * max(limits))
-        return [min(k, self._worth(rate, threshold)) for k, rate in offers]
+        limits = [min(k, self._worth(rate, threshold)) for k, rate in offers]
+        if base > 1 and self.stats.queue_depth == 0 and not self._every_answer_gains(offers, limits, base):
+            return [0] * len(offers)
+        return limits
+
+    def _every_answer_gains(self, offers: list[tuple[int, float]], limits: list[int], base: int) -> bool:
+        """Whether every one of the `base` running answers decodes faster with these proposals.
+
+        Asked when nobody waits for a slot: then an answer that ends sooner frees a slot that nobody
+        takes, while every row added slows every running answer, so the answers of a group of users
+        end no sooner as a whole and those with nothing to propose end later (8 essay streams, some
+        with long matches in earlier answers: tokens/s of the whole group 0.91-0.95 of `off`, the
+        slowest answers 1.3x slower). With a queue, the tokens/s of all answers together is what
+        counts (`_sized`)."""
+        if len(offers) < base or not all(limits):
+            return False
+        a, b = self.cost.line()
+        plain = a + b * base
+        step = a + b * (base + sum(limits))
+        return all((1.0 + expected(rate, k)) * plain > step for (_, rate), k in zip(offers, limits, strict=True))
 
     def _worth(self, rate: float, threshold: float) -> int:
         """How many proposed tokens pay: the j-th is accepted with chance rate^j, worth a row when above `threshold`."""

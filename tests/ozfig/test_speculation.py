@@ -114,7 +114,9 @@ def test_greedy_answers_are_those_of_plain_decoding_one_at_a_time(model, formatt
 
 @pytest.mark.parametrize("mode", ["ngram", "auto"])
 def test_greedy_answers_are_those_of_plain_decoding_eight_together(model, formatter, plain, mode) -> None:
-    engine = make_engine(model, mode, slots=8)
+    # `auto` with nobody waiting for a slot proposes only where every running answer gains; with
+    # the eight questions on four slots some wait, and it proposes where all answers' tokens/s gain
+    engine = make_engine(model, mode, slots=8 if mode == "ngram" else 4)
     Outcomes(engine)
     try:
         got = answers(engine, [ask(formatter, q) for q in QUESTIONS], 96)
@@ -142,9 +144,12 @@ def test_a_question_asked_again_is_drafted_from_its_last_answer(model, formatter
         engine.close()
     assert first == again == plain[story] and other == plain[QUESTIONS[2]]
     assert accepted_first < generated_first / 2
-    # the second answer came from the first one's proposals, nearly all of it (149-158 accepted
-    # with the other answer's; 67 without the memory)
-    assert accepted_again > 1.15 * generated_first, (accepted_first, accepted_again, generated_first)
+    # the second answer came from the first one's proposals, nearly all of it (`ngram`: 149-158
+    # accepted with the other answer's; 67 without the memory). `auto` proposes once the other,
+    # short, answer has ended: while both run and nobody waits, proposals for one would slow the
+    # other (103 accepted)
+    bound = 1.15 if mode == "ngram" else 1.0
+    assert accepted_again > bound * generated_first, (accepted_first, accepted_again, generated_first)
     assert remembered > 0
 
 

@@ -155,3 +155,21 @@ def test_a_sequence_whose_proposals_fail_stops_proposing_and_tries_again_later()
         steps_without += 1
         assert steps_without < 500, "never tried again"
     assert steps_without > 5
+
+
+def test_when_nobody_waits_proposals_are_made_only_when_every_running_answer_gains() -> None:
+    def plan(quoting_answers: int, waiting: int) -> list[int]:
+        spec = speculator("auto", draft_max=16)
+        spec.stats.queue_depth = waiting
+        for rows in range(1, 40):  # a row costs 5% of a one-row step
+            spec.decoded(rows, 0.010 + 0.0005 * rows)
+        for _ in range(30):
+            spec.matches.of(5).record(8, 8)
+        slots = [quoting(seq) for seq in range(quoting_answers)]
+        slots += [slot_for(seq, list(range(1000 + 50 * seq, 1040 + 50 * seq)), 7) for seq in range(quoting_answers, 8)]
+        spec.plan(slots, room=500)
+        return [len(s.draft) for s in slots]
+
+    assert plan(1, waiting=2)[0] > 0  # a queue: the one quoting answer's tokens raise the whole rate
+    assert plan(1, waiting=0) == [0] * 8  # nobody waits: it would end sooner, the seven others later
+    assert all(k > 0 for k in plan(8, waiting=0))  # every answer quotes: every one gains
