@@ -23,6 +23,7 @@ from .placement import Placer
 from .prefix_cache import PrefixCache, ReuseMode
 from .ram_cache import RamCache
 from .speculation import SpeculationMode, Speculator
+from .step_rows import add_step_rows, greedy_tokens
 
 log = logging.getLogger(__name__)
 
@@ -202,21 +203,7 @@ class Runner:
             batch.clear()
             spec = self.speculator
             drafting = spec.plan(running, batch.capacity - len(running)) if spec is not None else 0.0
-            tokens: list[int] = []
-            positions: list[int] = []
-            seqs: list[int] = []
-            for slot in running:
-                slot.row = len(tokens)
-                tokens.append(slot.last)
-                positions.append(slot.pos)
-                seqs.append(slot.seq)
-                self.cache.fed_token(slot.seq, slot.last)
-                slot.pos += 1
-                if draft := slot.draft:  # proposed tokens, verified by the rows' logits
-                    tokens.extend(draft)
-                    positions.extend(range(slot.pos, slot.pos + len(draft)))
-                    seqs.extend([slot.seq] * len(draft))
-            batch.add_rows(tokens, positions, seqs)
+            add_step_rows(batch, running, self.cache.fed_token)
             decoding = self._decode(running)
             if decoding >= 0.0:
                 if spec is not None:
@@ -263,7 +250,7 @@ class Runner:
         now = time.monotonic()
         produced = 0
         spec = self.speculator
-        greedy = self._greedy_tokens(active)
+        greedy = greedy_tokens(self.ctx, active)
         for i, slot in enumerate(active):
             if spec is None or not slot.draft:
                 produced += 1
@@ -281,15 +268,6 @@ class Runner:
             elif events:
                 self.outbox.append((slot.job, events))
         self.stats.completion_tokens_total += produced
-
-    def _greedy_tokens(self, active: list[Slot]) -> list[int] | None:
-        """Every slot's next token in one argmax over the decode's output rows, when every slot is
-        greedy alone, proposes nothing and has its index for its row (a step of running answers);
-        else None."""
-        n = len(active)
-        if n < 2 or not all(s.sampler.argmax_only and not s.draft and s.row == i for i, s in enumerate(active)):
-            return None
-        return self.ctx.argmax_rows(n)
 
     def _take(self, slot: Slot, token: int, row: int, now: float) -> tuple[list[object], FinishReason | None]:
         """Count a token sampled from `row`: the events it lets out (its logprobs, its text), and
