@@ -4,9 +4,10 @@
 
 Each sequence first holds a prompt of P random tokens; every timed decode is undone
 (`seq_remove`) so all of them see the same KV length. The k values are interleaved over the
-repeats and the medians reported, with each k's cost relative to k = 0.
+repeats and the medians reported, with each k's cost relative to k = 0. With `--proposing N` only
+the first N sequences get the k extra rows (one answer proposing among several plain ones).
 
-    python bench/verify_cost.py MODEL.gguf [--sequences 1,8] [--max-k 16] [--prompt 512] [--repeat 7] [--ngl 0]
+    python bench/verify_cost.py MODEL.gguf [--sequences 1,8] [--max-k 16] [--prompt 512] [--repeat 7] [--ngl 0] [--proposing N]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--ngl", type=int, default=0)
+    ap.add_argument("--proposing", type=int, default=0, help="sequences with the k extra rows (0: all)")
     args = ap.parse_args()
     model = LlamaModel(args.model, gpu_layers=args.ngl)
     rng = random.Random(1)
@@ -56,7 +58,8 @@ def main() -> None:
                 for k in order:
                     batch.clear()
                     for seq in range(n_seq):
-                        for j in range(k + 1):
+                        extra = k if not args.proposing or seq < args.proposing else 0
+                        for j in range(extra + 1):
                             batch.add(rng.randrange(300, model.n_vocab), args.prompt + j, seq, True)
                     start = time.perf_counter()
                     assert ctx.decode(batch) == 0
@@ -66,7 +69,7 @@ def main() -> None:
             base = statistics.median(times[0][1:])
             for k, ts in times.items():
                 ms = statistics.median(ts[1:])
-                row = {"sequences": n_seq, "k": k, "decode_ms": round(ms * 1000, 2), "relative": round(ms / base, 3)}
+                row = {"sequences": n_seq, "proposing": args.proposing or n_seq, "k": k, "decode_ms": round(ms * 1000, 2), "relative": round(ms / base, 3)}
                 print(json.dumps(row), flush=True)
 
 
