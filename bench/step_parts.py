@@ -21,18 +21,21 @@ import time
 from pathlib import Path
 
 # llama_cpp before numpy (see ozfig/cli.py)
-import llama_cpp
+import llama_cpp  # noqa: F401
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.engine_bench import DecodeClock
 from ozfig.engine.engine import Engine, EngineConfig
 from ozfig.engine.jobs import Job
 from ozfig.engine.sampling import SamplingParams
 from ozfig.llama.model import LlamaModel
 
 
-def measure(model: LlamaModel, sequences: int, prompt: int, steps: int, flash: str, busy: bool) -> dict[str, float]:
+def measure(
+    model: LlamaModel, clock: DecodeClock, sequences: int, prompt: int, steps: int, flash: str, busy: bool
+) -> dict[str, float]:
     engine = Engine(
         model,
         EngineConfig(slots=sequences, ctx=prompt + steps + 8, batch=512, threads=0, flash_attention=flash, speculative="off"),  # type: ignore[arg-type]
@@ -41,9 +44,8 @@ def measure(model: LlamaModel, sequences: int, prompt: int, steps: int, flash: s
     step_s: list[float] = []
     flush_s: list[float] = []
     gaps: list[float] = []
-    decodes: list[float] = []
     last_flush: list[float | None] = [None]
-    step, flush, decode = runner.step, runner.flush, llama_cpp.llama_decode
+    step, flush = runner.step, runner.flush
 
     def timed_step() -> None:
         start = time.perf_counter()
@@ -59,15 +61,7 @@ def measure(model: LlamaModel, sequences: int, prompt: int, steps: int, flash: s
         flush_s.append(end - start)
         last_flush[0] = end
 
-    def timed_decode(ctx, batch):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        try:
-            return decode(ctx, batch)
-        finally:
-            decodes.append(time.perf_counter() - start)
-
     runner.step, runner.flush = timed_step, timed_flush  # type: ignore[method-assign]
-    llama_cpp.llama_decode = timed_decode
 
     async def answers() -> None:
         rng = np.random.default_rng(1)
@@ -84,13 +78,14 @@ def measure(model: LlamaModel, sequences: int, prompt: int, steps: int, flash: s
 
     try:
         asyncio.run(answers())  # warm-up
-        for timings in (step_s, flush_s, gaps, decodes):
+        for timings in (step_s, flush_s, gaps):
             timings.clear()
+        clock.reset()
         last_flush[0] = None
         asyncio.run(answers())
     finally:
-        llama_cpp.llama_decode = decode
         engine.close()
+    decodes = clock.durations
     n = len(step_s)
     return {
         "sequences": sequences,
@@ -113,8 +108,10 @@ def main() -> None:
     ap.add_argument("--ngl", type=int, default=0, help="layers on the GPU (99 = all)")
     args = ap.parse_args()
     model = LlamaModel(args.model, gpu_layers=args.ngl)
+    clock = DecodeClock()
+    clock.install()  # every llama_decode of the engine thread, timed
     for b in (int(s) for s in args.sequences.split(",")):
-        print(measure(model, b, args.prompt, args.steps, args.flash_attention, args.consume == "busy"), flush=True)
+        print(measure(model, clock, b, args.prompt, args.steps, args.flash_attention, args.consume == "busy"), flush=True)
 
 
 if __name__ == "__main__":

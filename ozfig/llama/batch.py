@@ -33,7 +33,7 @@ class Batch(Owner):
         self._n_seq_id = (ctypes.c_int32 * capacity)(*([1] * capacity))
         # seq_id is an array of per-row pointers; each points at that row's cell of `seqs`
         base, size = ctypes.addressof(self.seqs), ctypes.sizeof(ctypes.c_int32)
-        self._seq_rows = (_Int32P * capacity)(*(ctypes.cast(base + i * size, _Int32P) for i in range(capacity)))
+        self._seq_rows = (ctypes.c_void_p * capacity)(*range(base, base + capacity * size, size))
         raw = lc.llama_batch()
         raw.n_tokens = 0
         # (llama_cpp annotates the struct's pointer fields as arrays)

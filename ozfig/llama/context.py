@@ -56,10 +56,7 @@ class Context(Owner):
         view of the whole buffer, made once per buffer address (a step of many sequences reads many
         rows; building a numpy view per row costs more than the argmax over it)."""
         if row < self._direct_rows:
-            rows = self._rows
-            if rows is None:
-                rows = self._rows = self._logits_buffer()
-            return rows[row]
+            return self._direct()[row]
         ptr = lc.llama_get_logits_ith(self.ptr, row)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
@@ -68,11 +65,15 @@ class Context(Owner):
         every one of those rows is its output row (every row of the batch asked for logits)."""
         if n_rows > self._direct_rows:
             return None
+        picks: list[int] = self._direct()[:n_rows].argmax(axis=1).tolist()
+        return picks
+
+    def _direct(self) -> np.ndarray:
+        """The last decode's output rows (when every row asked for logits), read once per decode."""
         rows = self._rows
         if rows is None:
             rows = self._rows = self._logits_buffer()
-        picks: list[int] = rows[:n_rows].argmax(axis=1).tolist()
-        return picks
+        return rows
 
     def _logits_buffer(self) -> np.ndarray:
         """The last decode's logits, its first `_direct_rows` rows at least: the kept view of llama.cpp's
