@@ -176,12 +176,13 @@ class Speculator:
         end no sooner as a whole and those with nothing to propose end later (8 essay streams, some
         with long matches in earlier answers: tokens/s of the whole group 0.91-0.95 of `off`, the
         slowest answers 1.3x slower). With a queue, the tokens/s of all answers together is what
-        counts (`_sized`)."""
+        counts (`_sized`). With a draft model, its rounds (one per token of the longest proposal)
+        lengthen the step too."""
         if len(offers) < base or not all(limits):
             return False
         a, b = self.cost.line()
         plain = a + b * base
-        step = a + b * (base + sum(limits))
+        step = a + b * (base + sum(limits)) + self.draft_round * max(limits)
         return all((1.0 + expected(rate, k)) * plain > step for (_, rate), k in zip(offers, limits, strict=True))
 
     def _worth(self, rate: float, threshold: float) -> int:

@@ -173,3 +173,35 @@ def test_when_nobody_waits_proposals_are_made_only_when_every_running_answer_gai
     assert plan(1, waiting=2)[0] > 0  # a queue: the one quoting answer's tokens raise the whole rate
     assert plan(1, waiting=0) == [0] * 8  # nobody waits: it would end sooner, the seven others later
     assert all(k > 0 for k in plan(8, waiting=0))  # every answer quotes: every one gains
+
+
+class CountingDrafter:
+    """A draft model's stand-in: proposes tokens 7, 8, 9, ... and says its rounds took no time
+    (so the round time set on the speculator stays)."""
+
+    def propose(self, wanted: list[tuple[int, list[int], int]]) -> dict[int, list[int]]:
+        return {seq: list(range(7, 7 + k)) for seq, _, k in wanted}
+
+    def take_seconds(self) -> tuple[float, float, int]:
+        return 0.0, 0.0, 0
+
+
+def test_when_nobody_waits_a_draft_models_rounds_count_in_the_step() -> None:
+    def plan(waiting: int = 0, short: bool = True) -> list[int]:
+        spec = Speculator("auto", 16, 1000, EngineStats(), CountingDrafter())  # type: ignore[arg-type]
+        spec.stats.queue_depth = waiting
+        for rows in range(1, 40):  # a row costs 5% of a one-row step
+            spec.decoded(rows, 0.010 + 0.0005 * rows)
+        for _ in range(40):
+            spec.drafts.record(10, 9)  # the draft model's tokens are accepted 9 times in 10
+        spec.draft_round = 0.004  # a draft round costs 40% of a one-row step
+        # seven answers with room for long proposals; the eighth, if short, two tokens from its max_tokens
+        slots = [quoting(seq) for seq in range(7)] + [quoting(7, max_tokens=3 if short else 500)]
+        spec.plan(slots, room=500)
+        return [len(s.draft) for s in slots]
+
+    assert plan(short=False) == [3] * 8  # three rounds and 24 rows: every answer still gains
+    # the short answer's one token does not pay for the others' rows and three draft rounds
+    # (without the rounds in the step it would seem to: 1.9 tokens in a step 1.8 times a plain one)
+    assert plan() == [0] * 8
+    assert plan(waiting=2) == [3] * 7 + [1]  # with a queue, all answers' tokens/s together count
