@@ -1,11 +1,11 @@
 """The llama.cpp context and the answers decoded in it, one sequence each.
 
-`Runner` gives an admitted job a sequence and as much of its prompt as the KV cache already
-holds (`placement.py`: the free sequence sharing the longest prefix, a copy of a busy one's, or
-an entry of the RAM cache), runs one decode step over every sequence, and ends a job: keeps
-its KV cells for the next prompt, closes its sampler, counts it and queues its `Finished`. Events (text pieces,
-ends) are collected in an outbox and handed over in one `post` call per step (`flush`). It runs
-on the engine thread only; which jobs it runs, and when, is the scheduler's (`scheduler.py`).
+`Runner` gives an admitted job a sequence and as much of its prompt as the KV cache already holds
+(`placement.py`: the free sequence sharing the longest prefix, a copy of a busy one's, or an entry
+of the RAM cache), runs one decode step over every sequence, and ends a job: keeps its KV cells for
+the next prompt, closes its sampler, counts it and queues its `Finished`. Events (text pieces, ends)
+are collected in an outbox and handed over in one `post` call per step (`flush`). It runs on the
+engine thread only; which jobs it runs, and when, is the scheduler's (`scheduler.py`).
 """
 
 from __future__ import annotations
@@ -81,13 +81,17 @@ class Runner:
         self.on_finished: Callable[[Finished], None] = lambda done: None  # every ended job, this thread
 
     def prepare(self) -> None:
-        """On the engine thread, before its first step: `auto` measures what a decode costs here.
-
+        """On the engine thread, before its first step: `auto` times what a decode costs here.
         Every `llama_decode` of the context runs on this one thread: a decode on another thread
         starts a second OpenMP team in the process, and with more OpenMP threads than cores
         llama.cpp's barriers sleep instead of spinning (a quarter of the decode rate on 2 cores)."""
         if self.speculator is not None and self.speculator.mode == "auto":
             self.speculator.calibrate(self.ctx, self.batch)
+
+    def retime(self) -> None:
+        """After a step: `auto` times decodes again if the step showed its timing wrong (`cost_probe`)."""
+        if self.speculator is not None and self.speculator.probe.stale:
+            self.speculator.recalibrate(self.ctx, self.batch)
 
     @property
     def free_slots(self) -> int:
@@ -132,12 +136,7 @@ class Runner:
         return slot
 
     def end(
-        self,
-        slot: Slot,
-        reason: FinishReason,
-        *,
-        error: str | None = None,
-        pending: list[object] | None = None,
+        self, slot: Slot, reason: FinishReason, *, error: str | None = None, pending: list[object] | None = None
     ) -> None:
         events = list(pending or [])
         if reason in ("stop", "length") and (rest := slot.held_text()):

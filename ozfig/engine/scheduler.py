@@ -115,6 +115,7 @@ class Scheduler:
                 self._drop_cancelled()
                 self.runner.step()
                 self.runner.flush()
+                self.runner.retime()
         except Exception as exc:  # the engine thread must never die silently, nor leave jobs waiting
             log.exception("the engine thread failed")
             message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]

@@ -13,24 +13,25 @@ Modes (`--speculative`):
   again: `AnswerMemory`);
 - `draft`: a draft model proposes (`draft.py`, `--draft-model`), up to `--draft-max`;
 - `auto` (default): as `ngram`, but each sequence proposes only as many tokens as pay for
-  themselves. A proposed token is accepted with some chance `a` after the one before it (so the
-  j-th with chance a^j), learnt per length of the match the proposal came from
+  themselves. A proposed token is accepted with some chance `a` after the one before it (so the j-th
+  with chance a^j), learnt per length of the match the proposal came from
   (`spec_model.MatchAcceptance`: an answer that has been quoting its prompt for 20 tokens very
   likely goes on), and it costs one more decode row, learnt from the decodes this engine runs
-  (`spec_model.DecodeCost`, measured once at start by `calibrate`). So on a machine or at a
-  batch size where verification is not nearly free, proposals shrink or stop, for one sequence
-  or for all; a sequence whose proposals keep failing stops proposing for a while. With a draft
-  model the proposals are its own, sized the same way from its acceptance and its cost.
+  (`spec_model.DecodeCost`; timed at start by `calibrate`, again when idle if the decodes run show
+  that timing wrong: `cost_probe`). So on a machine or at a batch size where verification is not
+  nearly free, proposals shrink or stop, for one sequence or for all; a sequence whose proposals
+  keep failing stops proposing for a while. With a draft model the proposals are its own, sized the
+  same way from its acceptance and its cost.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .cost_probe import CostProbe
 from .ngram import AnswerMemory, NgramIndex
 from .spec_model import Acceptance, DecodeCost, MatchAcceptance, expected
 
@@ -72,6 +73,7 @@ class Speculator:
         self.draft_max = draft_max
         self.n_ctx = n_ctx  # cells per sequence
         self.cost = DecodeCost()
+        self.probe = CostProbe()  # timings of decodes at start, and whether to trust them
         self.matches = MatchAcceptance()  # n-gram proposals, by match length
         self.drafts = Acceptance(0.7, 1.0, MatchAcceptance.DECAY)  # the draft model's proposals
         self.sequences: dict[int, _Sequence] = {}
@@ -246,25 +248,19 @@ class Speculator:
 
     def decoded(self, rows: int, seconds: float) -> None:
         self.cost.observe(rows, seconds)
+        self.probe.check(rows, seconds)
 
-    def calibrate(self, ctx: Context, batch: Batch, rows: tuple[int, ...] = (1, 9), repeat: int = 2) -> None:
-        """Measure decodes of a few sizes on this machine (in sequence 0, emptied after), so that
+    def calibrate(self, ctx: Context, batch: Batch) -> None:
+        """Time decodes of a few sizes on this machine (in sequence 0, emptied after), so that
         the first answers are sized from the machine's costs, not from the prior."""
-        points: list[tuple[int, float]] = []
-        for n in rows:
-            if n > batch.capacity:
-                continue
-            best = math.inf
-            for _ in range(repeat):
-                batch.clear()
-                for pos in range(n):
-                    batch.add(pos % ctx.n_vocab, pos, 0, True)
-                started = time.perf_counter()
-                ok = ctx.decode(batch) == 0
-                best = min(best, time.perf_counter() - started)
-                ctx.seq_remove(0)
-                if not ok:
-                    return
-            points.append((n, best))
-        if len(points) >= 2:
+        points = self.probe.time(ctx, batch)
+        if points is not None:
+            self.cost.measured(points)
+
+    def recalibrate(self, ctx: Context, batch: Batch) -> None:
+        """Between steps: if the decodes run since the last timing showed it wrong (taken on a busy
+        machine, `cost_probe`), time again and learn the costs anew."""
+        points = self.probe.retime(ctx, batch)
+        if points is not None:
+            self.cost = DecodeCost()
             self.cost.measured(points)
