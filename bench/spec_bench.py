@@ -152,16 +152,18 @@ def print_rows(part: str, results: dict[tuple[str, str], list[float]], baseline:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="the GGUF file every server and the in-process engine load")
     ap.add_argument(
-        "--llama-server", default=str(Path.home() / ".cache/ozfig-llama.cpp/build/bin/llama-server")
+        "--llama-server",
+        default=str(Path.home() / ".cache/ozfig-llama.cpp/build/bin/llama-server"),
+        help="llama-server binary (tests/support/llama_server_build.py builds it from the pinned sdist)",
     )
-    ap.add_argument("--max-tokens", type=int, default=120)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--port", type=int, default=18110)
-    ap.add_argument("--parts", default="engine,http,again,clients")
+    ap.add_argument("--max-tokens", type=int, default=120, help="tokens per answer")
+    ap.add_argument("--repeat", type=int, default=3, help="questions of each kind per setup (medians)")
+    ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: every core)")
+    ap.add_argument("--port", type=int, default=18110, help="first port of the servers (127.0.0.1)")
+    ap.add_argument("--parts", default="engine,http,again,clients", help="which parts to run (see above)")
     ap.add_argument(
         "--servers",
         default="ozfig-off,ozfig-auto,llama-server-none,llama-server-ngram-mod",

@@ -28,14 +28,14 @@ from ozfig.llama.model import ContextParams, LlamaModel
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("--sequences", default="1,8")
-    ap.add_argument("--max-k", type=int, default=16)
-    ap.add_argument("--prompt", type=int, default=512)
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--ngl", type=int, default=0)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="the GGUF file to time")
+    ap.add_argument("--sequences", default="1,8", help="sequences per decode, comma-separated (one run each)")
+    ap.add_argument("--max-k", type=int, default=16, help="the most extra rows per sequence (k = 0 ... max)")
+    ap.add_argument("--prompt", type=int, default=512, help="tokens each sequence holds first")
+    ap.add_argument("--repeat", type=int, default=7, help="timings of each k (medians) after a warm-up")
+    ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: every core)")
+    ap.add_argument("--ngl", type=int, default=0, help="layers on the GPU (99: all)")
     ap.add_argument("--proposing", type=int, default=0, help="sequences with the k extra rows (0: all)")
     args = ap.parse_args()
     model = LlamaModel(args.model, gpu_layers=args.ngl)
