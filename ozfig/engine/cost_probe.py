@@ -39,6 +39,7 @@ class CostProbe:
     CHECK = 16  # decodes run, compared with the timing's line, before it is judged
     FAST = 0.7  # their median at most this share of the line's prediction: the timing was too slow
     RETIMES = 4  # at most this many timings after the first (a machine busy for good stays so)
+    NEAR = 2  # decodes of up to this many times the largest size timed are judged
 
     def __init__(self) -> None:
         self.best: dict[int, float] = {}  # rows: the fastest decode of that size timed
@@ -77,8 +78,8 @@ class CostProbe:
 
     def check(self, rows: int, seconds: float) -> None:
         """A decode of `rows` rows the engine ran took `seconds`."""
-        if self.line is None or self.stale:
-            return
+        if self.line is None or self.stale or rows > self.NEAR * max(self.ROWS):
+            return  # far past the sizes timed, a row costs less than the line says: not judged
         a, b = self.line
         self.ratios.append(seconds / max(a + b * rows, 1e-9))
         if len(self.ratios) < self.CHECK:

@@ -41,6 +41,14 @@ def test_a_timing_is_stale_when_the_decodes_run_are_much_faster() -> None:
     assert not judged(0.003, retimes=CostProbe.RETIMES)  # a machine busy for good is not timed forever
 
 
+def test_decodes_far_larger_than_the_timed_ones_do_not_judge() -> None:
+    probe = CostProbe()
+    probe.line = (0.005, 0.005)
+    for _ in range(CostProbe.CHECK):  # 64 rows in a tenth of the line's time: big batches are cheaper a row
+        probe.check(64, 0.1 * (0.005 + 0.005 * 64))
+    assert not probe.stale and not probe.ratios
+
+
 def test_no_line_no_judgement() -> None:
     probe = CostProbe()
     for _ in range(3 * CostProbe.CHECK):
