@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -111,7 +112,8 @@ def main() -> None:
     clock = DecodeClock()
     clock.install()  # every llama_decode of the engine thread, timed
     for b in (int(s) for s in args.sequences.split(",")):
-        print(measure(model, clock, b, args.prompt, args.steps, args.flash_attention, args.consume == "busy"), flush=True)
+        row = measure(model, clock, b, args.prompt, args.steps, args.flash_attention, args.consume == "busy")
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@
 #   prompt   `ozfig serve` answering GET /prompt/{q}, web search on the local fakes (status, TTFT, length)
 #   engine   bench/engine_bench.py: ozfig's engine against llama.cpp's own loop, BATCHES sequences
 #   serving  bench/serving_bench.sh: ozfig and llama-server side by side, CLIENTS concurrent clients
+#   verify   bench/verify_cost.py: what verifying k proposed tokens costs (1 and 8 sequences), the
+#            curve `--speculative auto` sizes its proposals by (issue 18: the projected gain)
+#   parts    bench/step_parts.py, backend  bench/backend_sampling.py: where the engine's step time
+#            goes outside llama_decode, and picking tokens inside the graph (not in the default PHASES)
 # Each phase has a time cap and writes to $OUT as it goes (a timeout still leaves the rows so far);
 # $OUT/summary.txt has one line per phase, and a compact summary is printed at the end.
 #
@@ -17,7 +21,7 @@
 #                    `none`: the llama_cpp that PY imports as it is
 #   BUILD_DRY=1      configure and `ninja -n` only, then stop;  CMAKE_EXTRA: more -D flags;  CUDA_ARCH=90
 #   PY=python3 (3.12: the wheels' version), BUNDLE=.gpu-bundle, OUT, WORK=/tmp/ozfig-gpu, TOTAL=540 (s),
-#   PHASES=deps,build,model,prompt,engine,serving, SHAPE=llama3.1-8b (or MODEL=path), NGL=99,
+#   PHASES=deps,build,model,prompt,engine,serving,verify (+ parts,backend), SHAPE=llama3.1-8b (or MODEL=path), NGL=99,
 #   BATCHES=1,8,32, PROMPT=512, STEPS=128, REPEAT=2 (engine), CLIENTS=1,8,32, SLOTS=32 (serving),
 #   MAX_TOKENS=128, THREADS=nproc
 set -uo pipefail
@@ -25,7 +29,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"; cd "$root"
 t0=$(date +%s)
 export BUILD_DRY="${BUILD_DRY:-}" PY="${PY:-python3}" BUNDLE="${BUNDLE:-$root/.gpu-bundle}" WORK="${WORK:-/tmp/ozfig-gpu}"
 export OUT="${OUT:-/tmp/ozfig-gpu-out}" BUILD="${BUILD:-cuda}" CUDA_ARCH="${CUDA_ARCH:-90}"
-TOTAL="${TOTAL:-540}" PHASES="${PHASES:-deps,build,model,prompt,engine,serving}"
+TOTAL="${TOTAL:-540}" PHASES="${PHASES:-deps,build,model,prompt,engine,serving,verify}"
 SHAPE="${SHAPE:-llama3.1-8b}" NGL="${NGL:-99}" BATCHES="${BATCHES:-1,8,32}" CLIENTS="${CLIENTS:-1,8,32}"
 PROMPT="${PROMPT:-512}" STEPS="${STEPS:-128}" REPEAT="${REPEAT:-2}" SLOTS="${SLOTS:-32}"
 MAX_TOKENS="${MAX_TOKENS:-128}" THREADS="${THREADS:-$(nproc)}"
@@ -142,6 +146,17 @@ if want serving; then
   [ -x "$server_bin" ] || note "no llama-server at '$server_bin': ozfig alone"
   phase serving 200 env SLOTS="$SLOTS" THREADS="$THREADS" MAX_TOKENS="$MAX_TOKENS" CLIENTS="$CLIENTS" \
     NGL="$NGL" FLASH=auto PYTHON="$PY" LOG_DIR="$OUT" bash bench/serving_bench.sh "$MODEL" "${server_bin:-/none}" /none
+fi
+
+if want verify; then
+  phase verify 60 "$PY" bench/verify_cost.py "$MODEL" --ngl "$NGL" --sequences 1,8 --max-k 16 --prompt "$PROMPT" \
+    --repeat 3 --threads "$THREADS"
+fi
+if want parts; then
+  phase parts 90 "$PY" bench/step_parts.py "$MODEL" --ngl "$NGL" --sequences "$BATCHES"
+fi
+if want backend; then
+  phase backend 90 "$PY" bench/backend_sampling.py "$MODEL" --ngl "$NGL" --sequences "$BATCHES"
 fi
 
 note "end: $(($(date +%s) - t0)) s"

@@ -74,6 +74,15 @@ def main() -> None:
                 ratio = round(r["tokens_per_s"] / other["tokens_per_s"], 3)
                 print(f"  ozfig / llama-server  C={clients:>3} {'stream' if stream else 'json  '} {ratio}")
 
+    verify = rows(out / "verify.log")
+    if verify:
+        print("=== verify: a decode of 1 + k rows per sequence against 1 row (ms, relative)")
+        for r in verify:
+            print(f"  B={r['sequences']:>3} k={r['k']:>2} {r['decode_ms']:>8} {r['relative']}")
+    for name in ("parts", "backend"):
+        for r in rows(out / f"{name}.log"):
+            print(f"=== {name}: " + json.dumps(r))
+
     for line in summary.splitlines():
         name, _, rest = line.partition(": rc=")
         if rest and not rest.startswith("0,"):
