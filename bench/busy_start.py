@@ -25,16 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.spec_bench import KINDS, task
+from bench.spec_bench import KINDS, ozfig_command, task
 from bench.sse_rate import streamed_rate, wait_ready
 
 HERE = Path(__file__).resolve().parent
 
 
 def serve(model: str, port: int, mode: str, threads: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "ozfig", "serve", "--model", model, "--port", str(port), "--slots", "8"]
-    cmd += ["--ctx", "2048", "--threads", str(threads), "--speculative", mode, "--max-tokens", "120"]
-    cmd += ["--log-level", "info"]
+    cmd = ozfig_command(model, port, mode, threads, 120, "info")  # info: the timings are logged
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=HERE.parent, stdout=subprocess.DEVNULL, stderr=out)
 

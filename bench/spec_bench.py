@@ -115,15 +115,20 @@ async def clients(port: int, questions: list[list[dict[str, str]]], max_tokens: 
     return sum(tokens for _, tokens in done) / (time.perf_counter() - start)
 
 
+def ozfig_command(model: str, port: int, mode: str, threads: int, max_tokens: int, log_level: str) -> list[str]:
+    """`ozfig serve` as these benchmarks start it: 8 slots of 2,048 cells, `--speculative mode`."""
+    cmd = [sys.executable, "-m", "ozfig", "serve", "--model", model, "--port", str(port)]
+    cmd += ["--slots", "8", "--ctx", "2048", "--threads", str(threads), "--speculative", mode]
+    return [*cmd, "--max-tokens", str(max_tokens), "--log-level", log_level]
+
+
 def start_servers(args: argparse.Namespace, threads: int) -> dict[str, tuple[int, subprocess.Popen[bytes]]]:
     servers: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
     port = args.port
     for mode in ("off", "auto"):
         if f"ozfig-{mode}" not in args.servers.split(","):
             continue
-        cmd = [sys.executable, "-m", "ozfig", "serve", "--model", args.model, "--port", str(port)]
-        cmd += ["--slots", "8", "--ctx", "2048", "--threads", str(threads), "--speculative", mode]
-        cmd += ["--max-tokens", str(args.max_tokens), "--log-level", "warning"]
+        cmd = ozfig_command(args.model, port, mode, threads, args.max_tokens, "warning")
         servers[f"ozfig-{mode}"] = (port, subprocess.Popen(cmd, cwd=HERE.parent))
         port += 1
     if args.llama_server and os.path.exists(args.llama_server):

@@ -29,7 +29,7 @@ import llama_cpp  # noqa: F401  (before numpy, as ozfig/cli.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.spec_bench import KINDS, task
+from bench.spec_bench import KINDS, in_process, task
 from ozfig.chat_format import ChatFormatter
 from ozfig.engine import speculation
 from ozfig.engine.cost_probe import CostProbe
@@ -61,11 +61,6 @@ class Costs:
         return self.ms[rows] if rows in self.ms else self.ms[self.top] + self.slope * (rows - self.top)
 
 
-async def answer(engine: Engine, job: Job) -> None:
-    async with engine.generate(job) as gen:
-        await gen.text()
-
-
 def capture(model_path: str, questions: int, max_tokens: int) -> list[Answer]:
     """The greedy answers of the quote and free questions (numbers as spec_bench's parts ask them)."""
     model = LlamaModel(model_path)
@@ -85,7 +80,7 @@ def capture(model_path: str, questions: int, max_tokens: int) -> list[Answer]:
         for kind in KINDS:
             for n in numbers:
                 prompt = formatter.tokens(task(kind, n))
-                asyncio.run(answer(engine, Job(prompt, max_tokens, SamplingParams(temperature=0.0))))
+                asyncio.run(in_process(engine, prompt, max_tokens))  # greedy
                 answers.append((kind, n, prompt, captured[-1]))
     finally:
         engine.close()

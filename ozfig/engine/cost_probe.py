@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 Points = list[tuple[int, float]]  # (rows, seconds) of timed decodes
 
 
+def cells(ctx: Context) -> int:
+    """The KV cells of each of the context's sequences."""
+    return ctx.n_ctx // max(ctx.n_seq, 1)
+
+
 class CostProbe:
     ROWS = (1, 9)  # decode sizes timed
     REPEAT = 2  # timings of each size, interleaved; the fastest counts
@@ -51,7 +56,7 @@ class CostProbe:
     def time(self, ctx: Context, batch: Batch, seq: int = 0, start: int = 0) -> Points | None:
         """Time decodes of `ROWS` rows in `seq` from position `start` (its cells from there are
         removed after each); None when there is no room or a decode fails."""
-        rows = [n for n in self.ROWS if n <= batch.capacity and start + n <= ctx.n_ctx // max(ctx.n_seq, 1)]
+        rows = [n for n in self.ROWS if n <= batch.capacity and start + n <= cells(ctx)]
         if len(rows) < 2:
             return None
         best = self.best
@@ -94,7 +99,7 @@ class CostProbe:
         """Where to time again (seq, first position): after the cells of the sequence with the fewest."""
         ends = [(ctx.seq_pos_max(seq) + 1, seq) for seq in range(ctx.n_seq)]
         start, seq = min(ends)
-        return (seq, start) if start + max(self.ROWS) <= ctx.n_ctx // max(ctx.n_seq, 1) else None
+        return (seq, start) if start + max(self.ROWS) <= cells(ctx) else None
 
     def retime(self, ctx: Context, batch: Batch) -> Points | None:
         """Time again if the timing is stale (between steps: the logits of the last one are gone)."""

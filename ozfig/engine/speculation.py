@@ -17,8 +17,8 @@ Modes (`--speculative`):
   with chance a^j), learnt per length of the match the proposal came from
   (`spec_model.MatchAcceptance`: an answer that has been quoting its prompt for 20 tokens very
   likely goes on), and it costs one more decode row, learnt from the decodes this engine runs
-  (`spec_model.DecodeCost`; timed at start by `calibrate`, again when idle if the decodes run show
-  that timing wrong: `cost_probe`). So on a machine or at a batch size where verification is not
+  (`spec_model.DecodeCost`; timed at start by `calibrate`, again between two steps if the decodes
+  run show that timing wrong: `cost_probe`). So on a machine or at a batch size where verification is not
   nearly free, proposals shrink or stop, for one sequence or for all; a sequence whose proposals
   keep failing stops proposing for a while. With a draft model the proposals are its own, sized the
   same way from its acceptance and its cost.
